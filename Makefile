@@ -1,0 +1,64 @@
+# pg_commerce — top-level Makefile.
+#
+# The extension builds with PGXS (make, make install, make installcheck);
+# the targets below the PGXS include drive everything else.  `make help`
+# lists them.
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+
+# The one version string; extension/pg_commerce.control and META.json must
+# agree with it (tests/check-version.sh checks).
+EXTVERSION = 0.1.0
+
+MODULE_big = pg_commerce
+OBJS = \
+	extension/module.o \
+	extension/errors.o \
+	extension/spi_util.o \
+	extension/buckets.o \
+	extension/stock.o \
+	extension/coupon.o \
+	extension/order_items.o \
+	extension/order.o
+
+MODULEDIR = extension
+DATA = extension/pg_commerce.control $(wildcard sql/pg_commerce--*--*.sql)
+DATA_built = sql/pg_commerce--$(EXTVERSION).sql
+
+# -isystem: PostgreSQL's headers are third-party code here; warnings in them
+# (unused parameters in inline functions) are not ours to fix.
+PG_CPPFLAGS = -Iextension -isystem $(shell $(PG_CONFIG) --includedir-server)
+PG_CFLAGS = -Wall -Wextra $(EXTRA_CFLAGS)
+
+REGRESS = $(sort $(basename $(notdir $(wildcard tests/regress/sql/*.sql))))
+REGRESS_OPTS = --inputdir=tests/regress --outputdir=tests/regress
+ISOLATION = $(sort $(basename $(notdir $(wildcard tests/isolation/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=tests/isolation --outputdir=tests/isolation
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# PGXS's EXTENSION wants the control file beside the Makefile; ours lives in
+# extension/, so it is plain DATA and MODULEDIR puts it in share/extension.
+sql/pg_commerce--$(EXTVERSION).sql: sql/pg_commerce.sql
+	cp $< $@
+
+.PHONY: help deps run test bench-sql installcheck-all
+help:
+	@echo "make            build the extension"
+	@echo "make install    install it into $$($(PG_CONFIG) --sharedir)"
+	@echo "make run        install what is missing, start a private cluster with demo data and commerce-http"
+	@echo "make test       install what is missing and run every test"
+	@echo "make bench-sql  pgbench figures for the SQL hot paths against naive designs"
+
+deps:
+	scripts/setup.sh
+
+run:
+	scripts/run.sh
+
+test:
+	scripts/test.sh
+
+bench-sql:
+	scripts/bench-sql.sh

@@ -1,0 +1,36 @@
+/*
+ * commerce_errors.h
+ *      The one table of pg_commerce's error conditions.
+ *
+ * Every error the extension raises on purpose carries a SQLSTATE of the
+ * extension's own class "PC" (class letters P..Z are left to implementations
+ * by the SQL standard, and PostgreSQL itself does not use "PC").  Each row
+ * ties that SQLSTATE to the stable code string that API clients see and to
+ * the HTTP status that commerce-http answers with.
+ *
+ * This header is deliberately free of PostgreSQL includes so that the daemon
+ * (frontend/) includes the very same table: the SQLSTATE -> code -> status
+ * mapping exists once.  docs/errors.md is checked against it by the tests
+ * (commerce.error_codes() exposes it to SQL).
+ *
+ * X(name, sqlstate, http_status, condition)
+ */
+#ifndef COMMERCE_ERRORS_H
+#define COMMERCE_ERRORS_H
+
+#define COMMERCE_ERROR_TABLE(X) \
+	X(INVALID_ARGUMENT,      "PC400", 400, "malformed input, bad quantity, empty order") \
+	X(NOT_FOUND,             "PC404", 404, "unknown user, product, coupon, order") \
+	X(OUT_OF_STOCK,          "PC409", 409, "out of stock") \
+	X(COUPON_SOLD_OUT,       "PC410", 409, "coupon quantity exhausted") \
+	X(COUPON_ALREADY_ISSUED, "PC411", 409, "coupon already issued to this user") \
+	X(COUPON_NOT_USABLE,     "PC422", 422, "coupon not usable (not owned, used, expired, minimum not met)") \
+	X(COUPON_NOT_ACTIVE,     "PC423", 422, "coupon outside its issue window") \
+	X(INSUFFICIENT_BALANCE,  "PC402", 402, "wallet balance too low") \
+	X(IDEMPOTENCY_MISMATCH,  "PC424", 422, "idempotency key reused with another request") \
+	X(UNAVAILABLE,           "PC503", 503, "database unreachable, pool exhausted, overloaded")
+
+/* The SQLSTATE class shared by every row above. */
+#define COMMERCE_SQLSTATE_CLASS "PC"
+
+#endif							/* COMMERCE_ERRORS_H */

@@ -1,0 +1,131 @@
+/*
+ * coupon.c
+ *      commerce.issue_coupon: first come, first served coupon issuance.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/timestamp.h"
+
+#include "pg_commerce.h"
+
+static KeptPlan coupon_and_user = KEPT_PLAN(
+	"SELECT c.valid_from, c.valid_until,"
+	" EXISTS (SELECT FROM commerce.users u WHERE u.id = $2)"
+	" FROM commerce.coupons c WHERE c.id = $1",
+	2, INT8OID, INT8OID);
+
+static KeptPlan already_issued = KEPT_PLAN(
+	"SELECT id FROM commerce.issued_coupons WHERE coupon_id = $1 AND user_id = $2",
+	2, INT8OID, INT8OID);
+
+/* ON CONFLICT: the unique key is the last guard behind the advisory lock. */
+static KeptPlan insert_issued = KEPT_PLAN(
+	"WITH ic AS ("
+	"  INSERT INTO commerce.issued_coupons (coupon_id, user_id) VALUES ($1, $2)"
+	"  ON CONFLICT (coupon_id, user_id) DO NOTHING"
+	"  RETURNING id),"
+	" event AS ("
+	"  INSERT INTO commerce.outbox (event_type, aggregate_id, payload)"
+	"  SELECT 'coupon_issued', ic.id, pg_catalog.jsonb_build_object("
+	"    'issued_coupon_id', ic.id, 'coupon_id', $1, 'user_id', $2)"
+	"  FROM ic)"
+	" SELECT id FROM ic",
+	2, INT8OID, INT8OID);
+
+static void
+check_id(const char *name, int64 id)
+{
+	if (id <= 0)
+		ereport(ERROR,
+				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
+				 errmsg("%s must be a positive integer", name),
+				 errdetail("%s was %lld.", name, (long long) id)));
+}
+
+/*
+ * commerce.issue_coupon(user_id bigint, coupon_id bigint) RETURNS bigint
+ *
+ * Issues one unit of the coupon to the user and returns the issued coupon's
+ * id.  Locks, in the global order: the advisory lock (coupon, user), which
+ * serialises the same user's duplicate attempts so the second one sees the
+ * first and answers COUPON_ALREADY_ISSUED rather than COUPON_SOLD_OUT; then
+ * one or more of the coupon's quantity buckets (buckets.c).  The unique key
+ * (coupon_id, user_id) is the last guard.
+ */
+PG_FUNCTION_INFO_V1(pg_commerce_issue_coupon);
+Datum
+pg_commerce_issue_coupon(PG_FUNCTION_ARGS)
+{
+	int64		user_id;
+	int64		coupon_id;
+	int64		pair[2];
+	Datum		values[2];
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int32		bucket;
+	int64		issued_id;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
+				 errmsg("user_id and coupon_id must not be null")));
+	user_id = PG_GETARG_INT64(0);
+	coupon_id = PG_GETARG_INT64(1);
+	check_id("user_id", user_id);
+	check_id("coupon_id", coupon_id);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	values[0] = Int64GetDatum(coupon_id);
+	values[1] = Int64GetDatum(user_id);
+	if (pg_commerce_execute(&coupon_and_user, values, NULL, 1) == 0)
+		ereport(ERROR,
+				(errcode(pg_commerce_errcode(COMMERCE_NOT_FOUND)),
+				 errmsg("coupon not found"),
+				 errdetail("No coupon has id %lld.", (long long) coupon_id)));
+	if (!DatumGetBool(pg_commerce_result(0, 3)))
+		ereport(ERROR,
+				(errcode(pg_commerce_errcode(COMMERCE_NOT_FOUND)),
+				 errmsg("user not found"),
+				 errdetail("No user has id %lld.", (long long) user_id)));
+	if (now < DatumGetTimestampTz(pg_commerce_result(0, 1)) ||
+		(!pg_commerce_result_isnull(0, 2) &&
+		 now >= DatumGetTimestampTz(pg_commerce_result(0, 2))))
+		ereport(ERROR,
+				(errcode(pg_commerce_errcode(COMMERCE_COUPON_NOT_ACTIVE)),
+				 errmsg("coupon is not being issued now"),
+				 errdetail("Coupon %lld is issued from %s until %s.", (long long) coupon_id,
+						   timestamptz_to_str(DatumGetTimestampTz(pg_commerce_result(0, 1))),
+						   pg_commerce_result_isnull(0, 2) ? "further notice" :
+						   timestamptz_to_str(DatumGetTimestampTz(pg_commerce_result(0, 2))))));
+
+	pair[0] = coupon_id;
+	pair[1] = user_id;
+	pg_commerce_advisory_xact_lock(PG_COMMERCE_LOCK_COUPON_USER, pair, sizeof(pair));
+
+	if (pg_commerce_execute(&already_issued, values, NULL, 1) > 0)
+		ereport(ERROR,
+				(errcode(pg_commerce_errcode(COMMERCE_COUPON_ALREADY_ISSUED)),
+				 errmsg("coupon already issued to this user"),
+				 errdetail("User %lld already holds coupon %lld.",
+						   (long long) user_id, (long long) coupon_id)));
+
+	if (pg_commerce_bucket_take(&pg_commerce_coupon_buckets_set, coupon_id, 1, &bucket) != BUCKET_TAKEN)
+		ereport(ERROR,
+				(errcode(pg_commerce_errcode(COMMERCE_COUPON_SOLD_OUT)),
+				 errmsg("coupon sold out"),
+				 errdetail("All units of coupon %lld have been issued.", (long long) coupon_id)));
+
+	if (pg_commerce_execute(&insert_issued, values, NULL, 1) == 0)
+		ereport(ERROR,
+				(errcode(pg_commerce_errcode(COMMERCE_COUPON_ALREADY_ISSUED)),
+				 errmsg("coupon already issued to this user"),
+				 errdetail("User %lld already holds coupon %lld.",
+						   (long long) user_id, (long long) coupon_id)));
+	issued_id = DatumGetInt64(pg_commerce_result(0, 1));
+
+	SPI_finish();
+	PG_RETURN_INT64(issued_id);
+}

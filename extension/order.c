@@ -1,0 +1,379 @@
+/*
+ * order.c
+ *      commerce.place_order: validate, take stock, use the coupon, debit the
+ *      wallet and write the order with everything that belongs to it, all in
+ *      the caller's transaction.
+ *
+ * Locks, in the global order of sql/pg_commerce.sql:
+ *   1. advisory lock (user, idempotency key), when a key is given, so that
+ *      two requests with one key run one after the other and the second
+ *      finds the first's order;
+ *   3. the user row (FOR UPDATE): balance checked and debited under it;
+ *   4. the issued coupon row (FOR UPDATE): used at most once;
+ *   5. stock buckets, per product in ascending product id (buckets.c);
+ *   6. the sales statistics slot of each product's first bucket, ascending
+ *      product id, in the final statement.
+ * Every caller takes these in the same order, so two orders (or an order and
+ * a cancel) cannot deadlock.  Any error aborts the whole transaction, so a
+ * failed order leaves nothing behind: no half-written order.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "order_items.h"
+
+static KeptPlan find_replay = KEPT_PLAN(
+	"SELECT id, total_amount, discount_amount, paid_amount, request_fingerprint"
+	" FROM commerce.orders WHERE user_id = $1 AND idempotency_key = $2",
+	2, INT8OID, TEXTOID);
+
+static KeptPlan lock_user = KEPT_PLAN(
+	"SELECT balance FROM commerce.users WHERE id = $1 FOR UPDATE",
+	1, INT8OID);
+
+static KeptPlan product_prices = KEPT_PLAN(
+	"SELECT id, price FROM commerce.products WHERE id = ANY ($1) ORDER BY id",
+	1, INT8ARRAYOID);
+
+static KeptPlan lock_issued_coupon = KEPT_PLAN(
+	"SELECT ic.id, ic.status, c.discount_type, c.discount_value, c.max_discount,"
+	" c.min_order_amount, c.valid_until"
+	" FROM commerce.issued_coupons ic JOIN commerce.coupons c ON c.id = ic.coupon_id"
+	" WHERE ic.user_id = $1 AND ic.coupon_id = $2"
+	" FOR UPDATE OF ic",
+	2, INT8OID, INT8OID);
+
+static KeptPlan coupon_exists = KEPT_PLAN(
+	"SELECT FROM commerce.coupons WHERE id = $1",
+	1, INT8OID);
+
+/*
+ * Everything the order writes, in one statement: $1 user, $2 total,
+ * $3 discount, $4 paid, $5 issued coupon, $6 idempotency key,
+ * $7 fingerprint, $8..$11 the lines (product, quantity, unit price, bucket).
+ */
+static KeptPlan write_order = KEPT_PLAN(
+	"WITH o AS ("
+	"  INSERT INTO commerce.orders (user_id, status, total_amount, discount_amount, paid_amount,"
+	"    issued_coupon_id, idempotency_key, request_fingerprint)"
+	"  VALUES ($1, 'paid', $2, $3, $4, $5, $6, $7)"
+	"  RETURNING id, created_at),"
+	" lines AS ("
+	"  SELECT * FROM ROWS FROM (pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10),"
+	"    pg_catalog.unnest($11)) AS l(product_id, quantity, unit_price, bucket)),"
+	" items AS ("
+	"  INSERT INTO commerce.order_items (order_id, product_id, quantity, unit_price, stock_bucket)"
+	"  SELECT o.id, l.product_id, l.quantity, l.unit_price, l.bucket FROM o, lines l),"
+	" payment AS ("
+	"  INSERT INTO commerce.payments (order_id, amount, status) SELECT o.id, $4, 'paid' FROM o),"
+	" wallet AS ("
+	"  UPDATE commerce.users u SET balance = u.balance - $4"
+	"  WHERE u.id = $1 AND $4 > 0 RETURNING u.balance),"
+	" ledger AS ("
+	"  INSERT INTO commerce.wallet_ledger (user_id, amount, balance_after, reason, order_id)"
+	"  SELECT $1, -$4, wallet.balance, 'order_payment', o.id FROM o, wallet),"
+	" coupon AS ("
+	"  UPDATE commerce.issued_coupons ic SET status = 'used', order_id = o.id, used_at = o.created_at"
+	"  FROM o WHERE ic.id = $5),"
+	" stats AS ("
+	"  INSERT INTO commerce.sales_stats AS s (hour, product_id, slot, quantity)"
+	"  SELECT pg_catalog.date_trunc('hour', o.created_at), l.product_id, l.bucket, l.quantity"
+	"  FROM o, lines l ORDER BY l.product_id"
+	"  ON CONFLICT (hour, product_id, slot) DO UPDATE SET quantity = s.quantity + excluded.quantity),"
+	" event AS ("
+	"  INSERT INTO commerce.outbox (event_type, aggregate_id, payload)"
+	"  SELECT 'order_placed', o.id, pg_catalog.jsonb_build_object("
+	"    'order_id', o.id, 'user_id', $1, 'total_amount', $2, 'discount_amount', $3,"
+	"    'paid_amount', $4, 'issued_coupon_id', $5,"
+	"    'items', (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+	"        'product_id', l.product_id, 'quantity', l.quantity, 'unit_price', l.unit_price)"
+	"        ORDER BY l.product_id) FROM lines l))"
+	"  FROM o)"
+	" SELECT id FROM o",
+	11, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
+	INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID);
+
+typedef struct OrderAmounts
+{
+	int64		total;
+	int64		discount;
+	int64		paid;
+} OrderAmounts;
+
+#define order_error(kind, ...) \
+	ereport(ERROR, (errcode(pg_commerce_errcode(kind)), __VA_ARGS__))
+
+static Datum
+int8_array(const OrderItems *items, bool prices)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * items->count);
+
+	for (int i = 0; i < items->count; i++)
+		elems[i] = Int64GetDatum(prices ? items->lines[i].unit_price : items->lines[i].product_id);
+	return PointerGetDatum(construct_array(elems, items->count, INT8OID,
+										   sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+static Datum
+int4_array(const OrderItems *items, bool buckets)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * items->count);
+
+	for (int i = 0; i < items->count; i++)
+		elems[i] = Int32GetDatum(buckets ? items->lines[i].bucket : items->lines[i].quantity);
+	return PointerGetDatum(construct_array(elems, items->count, INT4OID,
+										   sizeof(int32), true, TYPALIGN_INT));
+}
+
+/* Unit prices from the products; every product must exist.  Returns the total. */
+static int64
+price_lines(OrderItems *items)
+{
+	Datum		ids = int8_array(items, false);
+	uint64		found = pg_commerce_execute(&product_prices, &ids, NULL, 0);
+	int64		total = 0;
+	uint64		row = 0;
+
+	/* both lists are in ascending id order: walk them together */
+	for (int i = 0; i < items->count; i++)
+	{
+		OrderLine  *line = &items->lines[i];
+		int64		amount;
+
+		if (row >= found || DatumGetInt64(pg_commerce_result(row, 1)) != line->product_id)
+			order_error(COMMERCE_NOT_FOUND,
+						errmsg("product not found"),
+						errdetail("No product has id " INT64_FORMAT ".", line->product_id));
+		line->unit_price = DatumGetInt64(pg_commerce_result(row, 2));
+		row++;
+		if (pg_mul_s64_overflow(line->unit_price, line->quantity, &amount) ||
+			pg_add_s64_overflow(total, amount, &total))
+			order_error(COMMERCE_INVALID_ARGUMENT,
+						errmsg("order total is out of range"),
+						errdetail("The order's total exceeds the bigint range."));
+	}
+	return total;
+}
+
+/*
+ * Locks the user's issued copy of coupon_id and returns the discount it
+ * gives on `total`, or raises why it cannot be used.  Sets *issued_id.
+ */
+static int64
+use_coupon(int64 user_id, int64 coupon_id, int64 total, int64 *issued_id)
+{
+	Datum		values[2] = {Int64GetDatum(user_id), Int64GetDatum(coupon_id)};
+	char	   *status;
+	char	   *type;
+	int64		value;
+	int64		min_order;
+	int64		discount;
+
+	if (pg_commerce_execute(&lock_issued_coupon, values, NULL, 1) == 0)
+	{
+		Datum		id = Int64GetDatum(coupon_id);
+
+		if (pg_commerce_execute(&coupon_exists, &id, NULL, 1) == 0)
+			order_error(COMMERCE_NOT_FOUND,
+						errmsg("coupon not found"),
+						errdetail("No coupon has id " INT64_FORMAT ".", coupon_id));
+		order_error(COMMERCE_COUPON_NOT_USABLE,
+					errmsg("coupon not usable"),
+					errdetail("User " INT64_FORMAT " does not hold coupon " INT64_FORMAT ".",
+							  user_id, coupon_id),
+					errhint("Issue the coupon to the user first."));
+	}
+	*issued_id = DatumGetInt64(pg_commerce_result(0, 1));
+	status = TextDatumGetCString(pg_commerce_result(0, 2));
+	type = TextDatumGetCString(pg_commerce_result(0, 3));
+	value = DatumGetInt64(pg_commerce_result(0, 4));
+	min_order = DatumGetInt64(pg_commerce_result(0, 6));
+
+	if (strcmp(status, "issued") != 0)
+		order_error(COMMERCE_COUPON_NOT_USABLE,
+					errmsg("coupon not usable"),
+					errdetail("Coupon " INT64_FORMAT " of user " INT64_FORMAT " is already used.",
+							  coupon_id, user_id));
+	if (!pg_commerce_result_isnull(0, 7) &&
+		GetCurrentTransactionStartTimestamp() >= DatumGetTimestampTz(pg_commerce_result(0, 7)))
+		order_error(COMMERCE_COUPON_NOT_USABLE,
+					errmsg("coupon not usable"),
+					errdetail("Coupon " INT64_FORMAT " expired at %s.", coupon_id,
+							  timestamptz_to_str(DatumGetTimestampTz(pg_commerce_result(0, 7)))));
+	if (total < min_order)
+		order_error(COMMERCE_COUPON_NOT_USABLE,
+					errmsg("coupon not usable"),
+					errdetail("Coupon " INT64_FORMAT " needs an order of at least " INT64_FORMAT
+							  "; this order totals " INT64_FORMAT ".", coupon_id, min_order, total));
+
+	if (strcmp(type, "fixed") == 0)
+		discount = value;
+	else
+	{
+		/* floor(total * value / 100) without overflow (value <= 100) */
+		discount = (total / 100) * value + (total % 100) * value / 100;
+		if (!pg_commerce_result_isnull(0, 5))
+			discount = Min(discount, DatumGetInt64(pg_commerce_result(0, 5)));
+	}
+	return Min(discount, total);
+}
+
+static void
+return_row(FunctionCallInfo fcinfo, int64 order_id, const OrderAmounts *amounts)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+
+	values[0] = Int64GetDatum(order_id);
+	values[1] = CStringGetTextDatum("paid");
+	values[2] = Int64GetDatum(amounts->total);
+	values[3] = Int64GetDatum(amounts->discount);
+	values[4] = Int64GetDatum(amounts->paid);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * A replay of an idempotent request: the first result, or an error if the
+ * key was used for another request.  Returns false when the key is new.
+ */
+static bool
+replay(FunctionCallInfo fcinfo, int64 user_id, text *key, const char *fingerprint)
+{
+	Datum		values[2] = {Int64GetDatum(user_id), PointerGetDatum(key)};
+	OrderAmounts amounts;
+
+	if (pg_commerce_execute(&find_replay, values, NULL, 1) == 0)
+		return false;
+	if (strcmp(TextDatumGetCString(pg_commerce_result(0, 5)), fingerprint) != 0)
+		order_error(COMMERCE_IDEMPOTENCY_MISMATCH,
+					errmsg("idempotency key reused with another request"),
+					errdetail("Order " INT64_FORMAT " was placed with this key for a different request.",
+							  DatumGetInt64(pg_commerce_result(0, 1))),
+					errhint("Use a new idempotency key for a new request."));
+	amounts.total = DatumGetInt64(pg_commerce_result(0, 2));
+	amounts.discount = DatumGetInt64(pg_commerce_result(0, 3));
+	amounts.paid = DatumGetInt64(pg_commerce_result(0, 4));
+	return_row(fcinfo, DatumGetInt64(pg_commerce_result(0, 1)), &amounts);
+	return true;
+}
+
+/*
+ * commerce.place_order(user_id bigint, items jsonb, coupon_id bigint DEFAULT NULL,
+ *                      idempotency_key text DEFAULT NULL)
+ *   RETURNS TABLE (order_id bigint, status text, total_amount bigint,
+ *                  discount_amount bigint, paid_amount bigint)
+ *
+ * Locks: see the file header.
+ */
+PG_FUNCTION_INFO_V1(pg_commerce_place_order);
+Datum
+pg_commerce_place_order(PG_FUNCTION_ARGS)
+{
+	int64		user_id;
+	OrderItems *items;
+	bool		has_coupon = !PG_ARGISNULL(2);
+	int64		coupon_id = has_coupon ? PG_GETARG_INT64(2) : 0;
+	text	   *key = PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3);
+	char	   *fingerprint;
+	OrderAmounts amounts;
+	int64		balance;
+	int64		issued_id = 0;
+	Datum		user_datum;
+	Datum		values[11];
+	char		nulls[11];
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		order_error(COMMERCE_INVALID_ARGUMENT, errmsg("user_id and items must not be null"));
+	user_id = PG_GETARG_INT64(0);
+	if (user_id <= 0)
+		order_error(COMMERCE_INVALID_ARGUMENT,
+					errmsg("user_id must be a positive integer"),
+					errdetail("user_id was " INT64_FORMAT ".", user_id));
+	if (has_coupon && coupon_id <= 0)
+		order_error(COMMERCE_INVALID_ARGUMENT,
+					errmsg("coupon_id must be a positive integer"),
+					errdetail("coupon_id was " INT64_FORMAT ".", coupon_id));
+	if (key != NULL && (VARSIZE_ANY_EXHDR(key) < 1 || VARSIZE_ANY_EXHDR(key) > 200))
+		order_error(COMMERCE_INVALID_ARGUMENT,
+					errmsg("idempotency_key must be 1 to 200 bytes"));
+	items = pg_commerce_parse_items(PG_GETARG_JSONB_P(1));
+	fingerprint = pg_commerce_order_fingerprint(items, has_coupon, coupon_id);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	if (key != NULL)
+	{
+		Size		keylen = VARSIZE_ANY_EXHDR(key);
+		char	   *lockkey = palloc(sizeof(int64) + keylen);
+
+		memcpy(lockkey, &user_id, sizeof(int64));
+		memcpy(lockkey + sizeof(int64), VARDATA_ANY(key), keylen);
+		pg_commerce_advisory_xact_lock(PG_COMMERCE_LOCK_IDEMPOTENCY, lockkey, sizeof(int64) + keylen);
+		if (replay(fcinfo, user_id, key, fingerprint))
+		{
+			SPI_finish();
+			return (Datum) 0;
+		}
+	}
+
+	user_datum = Int64GetDatum(user_id);
+	if (pg_commerce_execute(&lock_user, &user_datum, NULL, 1) == 0)
+		order_error(COMMERCE_NOT_FOUND,
+					errmsg("user not found"),
+					errdetail("No user has id " INT64_FORMAT ".", user_id));
+	balance = DatumGetInt64(pg_commerce_result(0, 1));
+
+	amounts.total = price_lines(items);
+	amounts.discount = has_coupon ? use_coupon(user_id, coupon_id, amounts.total, &issued_id) : 0;
+	amounts.paid = amounts.total - amounts.discount;
+	if (balance < amounts.paid)
+		order_error(COMMERCE_INSUFFICIENT_BALANCE,
+					errmsg("insufficient balance"),
+					errdetail("The order costs " INT64_FORMAT " but user " INT64_FORMAT
+							  " has " INT64_FORMAT ".", amounts.paid, user_id, balance),
+					errhint("Charge the wallet first."));
+
+	for (int i = 0; i < items->count; i++)
+	{
+		OrderLine  *line = &items->lines[i];
+
+		if (pg_commerce_bucket_take(&pg_commerce_stock_buckets_set, line->product_id,
+									line->quantity, &line->bucket) != BUCKET_TAKEN)
+			order_error(COMMERCE_OUT_OF_STOCK,
+						errmsg("out of stock"),
+						errdetail("Product " INT64_FORMAT " has fewer than %d units left.",
+								  line->product_id, line->quantity));
+	}
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = user_datum;
+	values[1] = Int64GetDatum(amounts.total);
+	values[2] = Int64GetDatum(amounts.discount);
+	values[3] = Int64GetDatum(amounts.paid);
+	values[4] = Int64GetDatum(issued_id);
+	nulls[4] = has_coupon ? ' ' : 'n';
+	values[5] = PointerGetDatum(key);
+	nulls[5] = key ? ' ' : 'n';
+	values[6] = CStringGetTextDatum(fingerprint);
+	values[7] = int8_array(items, false);
+	values[8] = int4_array(items, false);
+	values[9] = int8_array(items, true);
+	values[10] = int4_array(items, true);
+	if (pg_commerce_execute(&write_order, values, nulls, 1) != 1)
+		elog(ERROR, "order insert returned no row");
+
+	return_row(fcinfo, DatumGetInt64(pg_commerce_result(0, 1)), &amounts);
+	SPI_finish();
+	return (Datum) 0;
+}

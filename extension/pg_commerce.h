@@ -1,0 +1,88 @@
+/*
+ * pg_commerce.h
+ *      Declarations shared by the extension's C files.
+ *
+ * Vocabulary (see also sql/pg_commerce.sql): a "bucket" is one row holding
+ * part of a countable quantity (a product's stock or a coupon's remaining
+ * quantity); a "kept plan" is an SPI plan prepared once per backend and
+ * reused for every call.
+ */
+#ifndef PG_COMMERCE_H
+#define PG_COMMERCE_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+
+#include "commerce_errors.h"
+
+/* The extension's error conditions, in the order of commerce_errors.h. */
+#define PG_COMMERCE_ERROR_ENUM(name, sqlstate, http, condition) COMMERCE_##name,
+typedef enum CommerceError
+{
+	COMMERCE_ERROR_TABLE(PG_COMMERCE_ERROR_ENUM)
+	COMMERCE_ERROR_COUNT
+} CommerceError;
+#undef PG_COMMERCE_ERROR_ENUM
+
+/* The SQLSTATE (as an errcode() argument) of one of our conditions. */
+extern int	pg_commerce_errcode(CommerceError error);
+
+/*
+ * Fixed namespaces (first int4 of the two-int4 advisory lock key) of the
+ * transaction-scoped advisory locks the extension takes; the second int4 is
+ * a hash of the locked identity.  A hash collision only makes two unrelated
+ * callers wait for each other; the unique keys stay the real guard.
+ */
+#define PG_COMMERCE_LOCK_COUPON_USER	0x50430001	/* issue_coupon: coupon + user */
+#define PG_COMMERCE_LOCK_IDEMPOTENCY	0x50430002	/* place_order: user + key */
+
+extern void pg_commerce_advisory_xact_lock(int32 space, const void *key, Size keylen);
+
+/* GUCs */
+extern int	pg_commerce_stock_buckets;
+extern int	pg_commerce_coupon_buckets;
+
+/*
+ * An SPI plan prepared on first use and kept for the life of the backend.
+ * Declare one static KeptPlan per statement, next to the code that runs it.
+ */
+typedef struct KeptPlan
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[12];
+	SPIPlanPtr	plan;
+} KeptPlan;
+
+#define KEPT_PLAN(query, n, ...) \
+	{.sql = (query), .nargs = (n), .argtypes = {__VA_ARGS__}, .plan = NULL}
+
+/* Runs a kept plan (read-write, fresh snapshot); returns SPI_processed. */
+extern uint64 pg_commerce_execute(KeptPlan *kp, Datum *values, const char *nulls,
+								  long count);
+
+/* Column `col` (1-based) of row `row` of the last result; NULL is an error. */
+extern Datum pg_commerce_result(uint64 row, int col);
+extern bool pg_commerce_result_isnull(uint64 row, int col);
+
+/*
+ * Bucketed quantities (buckets.c).  A BucketSet names the table; taking
+ * returns the first bucket taken from, or -1 when there is not enough.
+ */
+typedef struct BucketSet BucketSet;
+extern BucketSet pg_commerce_stock_buckets_set;
+extern BucketSet pg_commerce_coupon_buckets_set;
+
+typedef enum BucketTakeResult
+{
+	BUCKET_TAKEN,
+	BUCKET_NOT_ENOUGH,
+	BUCKET_NO_SUCH_ID
+} BucketTakeResult;
+
+extern BucketTakeResult pg_commerce_bucket_take(BucketSet *set, int64 id, int32 quantity,
+												int32 *first_bucket);
+extern int64 pg_commerce_bucket_total(BucketSet *set, int64 id);
+
+#endif							/* PG_COMMERCE_H */

@@ -1,0 +1,71 @@
+/*
+ * spi_util.c
+ *      Kept SPI plans and the advisory lock helper.
+ */
+#include "postgres.h"
+
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+
+#include "pg_commerce.h"
+
+uint64
+pg_commerce_execute(KeptPlan *kp, Datum *values, const char *nulls, long count)
+{
+	int			rc;
+
+	if (kp->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(kp->sql, kp->nargs, kp->argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed (%s) for: %s",
+				 SPI_result_code_string(SPI_result), kp->sql);
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		kp->plan = plan;
+	}
+	rc = SPI_execute_plan(kp->plan, values, nulls, false, count);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed (%s) for: %s",
+			 SPI_result_code_string(rc), kp->sql);
+	return SPI_processed;
+}
+
+bool
+pg_commerce_result_isnull(uint64 row, int col)
+{
+	bool		isnull;
+
+	Assert(row < SPI_processed);
+	(void) SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+	return isnull;
+}
+
+Datum
+pg_commerce_result(uint64 row, int col)
+{
+	bool		isnull;
+	Datum		d;
+
+	Assert(row < SPI_processed);
+	d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+	if (isnull)
+		elog(ERROR, "unexpected null in column %d", col);
+	return d;
+}
+
+/*
+ * The same lock as pg_advisory_xact_lock(space, hash(key)): visible in
+ * pg_locks as an advisory lock with objsubid 2, released at transaction end.
+ */
+void
+pg_commerce_advisory_xact_lock(int32 space, const void *key, Size keylen)
+{
+	LOCKTAG		tag;
+	uint32		hash = hash_bytes((const unsigned char *) key, (int) keylen);
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) space, hash, 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}

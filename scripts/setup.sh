@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what pg_commerce needs to build, test and run, when it is missing:
+# Debian packages with apt-get.  Safe to run again; prints what it does.
+set -euo pipefail
+
+packages=(
+	build-essential pkg-config
+	postgresql-15 postgresql-server-dev-15
+	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
+	libpq-dev libh2o-evloop-dev libjansson-dev libssl-dev libuv1-dev zlib1g-dev
+	curl jq wrk
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "setup: all Debian packages present"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "setup: missing packages: ${missing[*]}; run as root (apt-get install)" >&2
+	exit 1
+fi
+echo "setup: installing with apt-get: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# Debian's postgresql-common would create and start a system cluster on 5432;
+# we run private clusters only, so keep it from creating one.
+mkdir -p /etc/postgresql-common/createcluster.d
+echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/pg_commerce.conf
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "setup: done"
