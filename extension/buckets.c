@@ -61,8 +61,8 @@ struct BucketSet
 		" RETURNING b.bucket", \
 		2, INT8OID, INT4OID), \
 	.total = KEPT_PLAN( \
-		"SELECT pg_catalog.count(*)::integer, pg_catalog.coalesce(pg_catalog.sum(quantity), 0)::bigint," \
-		" pg_catalog.coalesce(pg_catalog.max(quantity), 0)" \
+		"SELECT pg_catalog.count(*)::integer, COALESCE(pg_catalog.sum(quantity), 0)::bigint," \
+		" COALESCE(pg_catalog.max(quantity), 0)" \
 		" FROM " table " WHERE " key " = $1", \
 		1, INT8OID), \
 	.take_waiting = KEPT_PLAN( \

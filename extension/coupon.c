@@ -93,13 +93,18 @@ pg_commerce_issue_coupon(PG_FUNCTION_ARGS)
 	if (now < DatumGetTimestampTz(pg_commerce_result(0, 1)) ||
 		(!pg_commerce_result_isnull(0, 2) &&
 		 now >= DatumGetTimestampTz(pg_commerce_result(0, 2))))
+	{
+		/* timestamptz_to_str returns a static buffer: copy each result */
+		char	   *from = pstrdup(timestamptz_to_str(DatumGetTimestampTz(pg_commerce_result(0, 1))));
+		char	   *until = pg_commerce_result_isnull(0, 2) ? "further notice" :
+			pstrdup(timestamptz_to_str(DatumGetTimestampTz(pg_commerce_result(0, 2))));
+
 		ereport(ERROR,
 				(errcode(pg_commerce_errcode(COMMERCE_COUPON_NOT_ACTIVE)),
 				 errmsg("coupon is not being issued now"),
 				 errdetail("Coupon %lld is issued from %s until %s.", (long long) coupon_id,
-						   timestamptz_to_str(DatumGetTimestampTz(pg_commerce_result(0, 1))),
-						   pg_commerce_result_isnull(0, 2) ? "further notice" :
-						   timestamptz_to_str(DatumGetTimestampTz(pg_commerce_result(0, 2))))));
+						   from, until)));
+	}
 
 	pair[0] = coupon_id;
 	pair[1] = user_id;

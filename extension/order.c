@@ -352,8 +352,9 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 									line->quantity, &line->bucket) != BUCKET_TAKEN)
 			order_error(COMMERCE_OUT_OF_STOCK,
 						errmsg("out of stock"),
-						errdetail("Product " INT64_FORMAT " has fewer than %d units left.",
-								  line->product_id, line->quantity));
+						errdetail_plural("Product " INT64_FORMAT " has less than the %d unit asked for.",
+										 "Product " INT64_FORMAT " has less than the %d units asked for.",
+										 line->quantity, line->product_id, line->quantity));
 	}
 
 	memset(nulls, ' ', sizeof(nulls));

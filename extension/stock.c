@@ -51,8 +51,9 @@ pg_commerce_decrement_stock(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(pg_commerce_errcode(COMMERCE_OUT_OF_STOCK)),
 					 errmsg("out of stock"),
-					 errdetail("Product %lld has fewer than %d units left.",
-							   (long long) product_id, quantity),
+					 errdetail_plural("Product %lld has less than the %d unit asked for.",
+									  "Product %lld has less than the %d units asked for.",
+									  quantity, (long long) product_id, quantity),
 					 errhint("Restock the product or order fewer units.")));
 			break;
 		case BUCKET_TAKEN:
