@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# `make test`: install what is missing, build, and run every test suite
+# against a private PostgreSQL cluster.  Prints one line per suite and ends
+# with "N passed, M failed"; exits non-zero if any suite failed.
+#
+# Environment: TEST_PGPORT (default 5439) for the private cluster;
+# CI=true adds -Werror to the build (warnings are errors in CI only).
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+port=${TEST_PGPORT:-5439}
+rundir=$top/.run/test
+logdir=$top/.run/test-logs
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "dependencies"
+scripts/setup.sh || exit 1
+
+step "build and install the extension"
+cflags=""
+[ "${CI:-}" = "true" ] && cflags="-Werror"
+make -s EXTRA_CFLAGS="$cflags" >/dev/null || { echo "build failed"; exit 1; }
+make -s install >/dev/null || { echo "install failed"; exit 1; }
+
+step "private cluster on port $port"
+scripts/pg-cluster.sh stop "$rundir" 2>/dev/null
+rm -rf "$rundir"
+eval "$(scripts/pg-cluster.sh start "$rundir" "$port")" || exit 1
+trap 'scripts/pg-cluster.sh stop "$rundir"' EXIT
+rm -rf "$logdir"; mkdir -p "$logdir"
+
+passed=0
+failed=0
+failed_names=()
+suite() {
+	local name=$1; shift
+	step "$name"
+	if "$@" >"$logdir/$name.log" 2>&1; then
+		tail -n 3 "$logdir/$name.log"
+		echo "suite $name: ok"
+		passed=$((passed + 1))
+	else
+		tail -n 60 "$logdir/$name.log"
+		echo "suite $name: FAILED (full log: $logdir/$name.log)"
+		failed=$((failed + 1))
+		failed_names+=("$name")
+	fi
+}
+
+suite version      tests/check-version.sh
+suite error-table  tests/check-error-table.sh
+suite regress      make installcheck ISOLATION=
+suite isolation    make installcheck REGRESS=
+# suites contributed by tests/*/run.sh, in order; each gets PG* from above
+for runner in tests/pgtap/run.sh tests/tap/run.sh tests/http/run.sh; do
+	[ -x "$runner" ] && suite "$(basename "$(dirname "$runner")")" "$runner"
+done
+if [ -x tests/load/run ]; then
+	suite load-small tests/load/run --small all
+fi
+
+echo
+[ "$failed" -gt 0 ] && echo "failed suites: ${failed_names[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
