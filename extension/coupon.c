@@ -10,9 +10,17 @@
 
 #include "pg_commerce.h"
 
-static KeptPlan coupon_and_user = KEPT_PLAN(
+/*
+ * Everything a refusal needs, from one snapshot: the coupon's window, whether
+ * the user exists and already holds the coupon, and the committed remaining
+ * quantity.  Most calls of a flash sale end here.
+ */
+static KeptPlan first_look = KEPT_PLAN(
 	"SELECT c.valid_from, c.valid_until,"
-	" EXISTS (SELECT FROM commerce.users u WHERE u.id = $2)"
+	" EXISTS (SELECT FROM commerce.users u WHERE u.id = $2),"
+	" EXISTS (SELECT FROM commerce.issued_coupons i WHERE i.coupon_id = $1 AND i.user_id = $2),"
+	" (SELECT COALESCE(pg_catalog.sum(b.quantity), 0) FROM commerce.coupon_buckets b"
+	"  WHERE b.coupon_id = $1) > 0"
 	" FROM commerce.coupons c WHERE c.id = $1",
 	2, INT8OID, INT8OID);
 
@@ -35,6 +43,25 @@ static KeptPlan insert_issued = KEPT_PLAN(
 	2, INT8OID, INT8OID);
 
 static void
+already_issued_error(int64 user_id, int64 coupon_id)
+{
+	ereport(ERROR,
+			(errcode(pg_commerce_errcode(COMMERCE_COUPON_ALREADY_ISSUED)),
+			 errmsg("coupon already issued to this user"),
+			 errdetail("User %lld already holds coupon %lld.",
+					   (long long) user_id, (long long) coupon_id)));
+}
+
+static void
+sold_out_error(int64 coupon_id)
+{
+	ereport(ERROR,
+			(errcode(pg_commerce_errcode(COMMERCE_COUPON_SOLD_OUT)),
+			 errmsg("coupon sold out"),
+			 errdetail("All units of coupon %lld have been issued.", (long long) coupon_id)));
+}
+
+static void
 check_id(const char *name, int64 id)
 {
 	if (id <= 0)
@@ -53,6 +80,12 @@ check_id(const char *name, int64 id)
  * first and answers COUPON_ALREADY_ISSUED rather than COUPON_SOLD_OUT; then
  * one or more of the coupon's quantity buckets (buckets.c).  The unique key
  * (coupon_id, user_id) is the last guard.
+ *
+ * A coupon whose committed remaining quantity is 0 is refused before any
+ * lock.  That is never a false "sold out" and never hides a duplicate: an
+ * uncommitted issuance still counts in the committed quantity (so a sum of 0
+ * means every unit went to a committed holder), and the same snapshot shows
+ * whether this user is one of them.
  */
 PG_FUNCTION_INFO_V1(pg_commerce_issue_coupon);
 Datum
@@ -80,7 +113,7 @@ pg_commerce_issue_coupon(PG_FUNCTION_ARGS)
 
 	values[0] = Int64GetDatum(coupon_id);
 	values[1] = Int64GetDatum(user_id);
-	if (pg_commerce_execute(&coupon_and_user, values, NULL, 1) == 0)
+	if (pg_commerce_execute(&first_look, values, NULL, 1) == 0)
 		ereport(ERROR,
 				(errcode(pg_commerce_errcode(COMMERCE_NOT_FOUND)),
 				 errmsg("coupon not found"),
@@ -105,30 +138,24 @@ pg_commerce_issue_coupon(PG_FUNCTION_ARGS)
 				 errdetail("Coupon %lld is issued from %s until %s.", (long long) coupon_id,
 						   from, until)));
 	}
+	if (DatumGetBool(pg_commerce_result(0, 4)))
+		already_issued_error(user_id, coupon_id);
+	if (!DatumGetBool(pg_commerce_result(0, 5)))
+		sold_out_error(coupon_id);
 
 	pair[0] = coupon_id;
 	pair[1] = user_id;
 	pg_commerce_advisory_xact_lock(PG_COMMERCE_LOCK_COUPON_USER, pair, sizeof(pair));
 
+	/* a duplicate attempt that was in flight at first_look has committed now */
 	if (pg_commerce_execute(&already_issued, values, NULL, 1) > 0)
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_COUPON_ALREADY_ISSUED)),
-				 errmsg("coupon already issued to this user"),
-				 errdetail("User %lld already holds coupon %lld.",
-						   (long long) user_id, (long long) coupon_id)));
+		already_issued_error(user_id, coupon_id);
 
 	if (pg_commerce_bucket_take(&pg_commerce_coupon_buckets_set, coupon_id, 1, &bucket) != BUCKET_TAKEN)
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_COUPON_SOLD_OUT)),
-				 errmsg("coupon sold out"),
-				 errdetail("All units of coupon %lld have been issued.", (long long) coupon_id)));
+		sold_out_error(coupon_id);
 
 	if (pg_commerce_execute(&insert_issued, values, NULL, 1) == 0)
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_COUPON_ALREADY_ISSUED)),
-				 errmsg("coupon already issued to this user"),
-				 errdetail("User %lld already holds coupon %lld.",
-						   (long long) user_id, (long long) coupon_id)));
+		already_issued_error(user_id, coupon_id);
 	issued_id = DatumGetInt64(pg_commerce_result(0, 1));
 
 	SPI_finish();

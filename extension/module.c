@@ -13,7 +13,7 @@
 PG_MODULE_MAGIC;
 
 int			pg_commerce_stock_buckets = 8;
-int			pg_commerce_coupon_buckets = 32;
+int			pg_commerce_coupon_buckets = 64;
 
 void		_PG_init(void);
 
@@ -29,10 +29,10 @@ _PG_init(void)
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_commerce.coupon_buckets",
 							"Default number of quantity buckets of a new coupon.",
-							"Should be at least the number of concurrent issuers; "
+							"At least the number of concurrent issuers keeps them from waiting; "
 							"create_coupon(..., buckets => n) overrides it.",
 							&pg_commerce_coupon_buckets,
-							32, 1, 1024,
+							64, 1, 1024,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_commerce");
 }

@@ -38,8 +38,12 @@ static KeptPlan lock_user = KEPT_PLAN(
 	"SELECT balance FROM commerce.users WHERE id = $1 FOR UPDATE",
 	1, INT8OID);
 
+/* Prices, and the committed stock that lets a sold-out order be refused early. */
 static KeptPlan product_prices = KEPT_PLAN(
-	"SELECT id, price FROM commerce.products WHERE id = ANY ($1) ORDER BY id",
+	"SELECT p.id, p.price,"
+	" (SELECT COALESCE(pg_catalog.sum(b.quantity), 0) FROM commerce.stock_buckets b"
+	"  WHERE b.product_id = p.id)"
+	" FROM commerce.products p WHERE p.id = ANY ($1) ORDER BY p.id",
 	1, INT8ARRAYOID);
 
 static KeptPlan lock_issued_coupon = KEPT_PLAN(
@@ -110,6 +114,16 @@ typedef struct OrderAmounts
 #define order_error(kind, ...) \
 	ereport(ERROR, (errcode(pg_commerce_errcode(kind)), __VA_ARGS__))
 
+static void
+out_of_stock_error(const OrderLine *line)
+{
+	order_error(COMMERCE_OUT_OF_STOCK,
+				errmsg("out of stock"),
+				errdetail_plural("Product " INT64_FORMAT " has less than the %d unit asked for.",
+								 "Product " INT64_FORMAT " has less than the %d units asked for.",
+								 line->quantity, line->product_id, line->quantity));
+}
+
 static Datum
 int8_array(const OrderItems *items, bool prices)
 {
@@ -132,7 +146,13 @@ int4_array(const OrderItems *items, bool buckets)
 										   sizeof(int32), true, TYPALIGN_INT));
 }
 
-/* Unit prices from the products; every product must exist.  Returns the total. */
+/*
+ * Unit prices from the products; every product must exist.  Returns the
+ * total.  A line asking for more than the committed stock is refused here,
+ * before any lock: uncommitted orders can only lower that stock, so this is
+ * never a false "out of stock", and the rest of a sold-out sale costs one
+ * statement each.
+ */
 static int64
 price_lines(OrderItems *items)
 {
@@ -152,6 +172,8 @@ price_lines(OrderItems *items)
 						errmsg("product not found"),
 						errdetail("No product has id " INT64_FORMAT ".", line->product_id));
 		line->unit_price = DatumGetInt64(pg_commerce_result(row, 2));
+		if (DatumGetInt64(pg_commerce_result(row, 3)) < line->quantity)
+			out_of_stock_error(line);
 		row++;
 		if (pg_mul_s64_overflow(line->unit_price, line->quantity, &amount) ||
 			pg_add_s64_overflow(total, amount, &total))
@@ -327,6 +349,8 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 		}
 	}
 
+	amounts.total = price_lines(items);
+
 	user_datum = Int64GetDatum(user_id);
 	if (pg_commerce_execute(&lock_user, &user_datum, NULL, 1) == 0)
 		order_error(COMMERCE_NOT_FOUND,
@@ -334,7 +358,6 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 					errdetail("No user has id " INT64_FORMAT ".", user_id));
 	balance = DatumGetInt64(pg_commerce_result(0, 1));
 
-	amounts.total = price_lines(items);
 	amounts.discount = has_coupon ? use_coupon(user_id, coupon_id, amounts.total, &issued_id) : 0;
 	amounts.paid = amounts.total - amounts.discount;
 	if (balance < amounts.paid)
@@ -350,11 +373,7 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 
 		if (pg_commerce_bucket_take(&pg_commerce_stock_buckets_set, line->product_id,
 									line->quantity, &line->bucket) != BUCKET_TAKEN)
-			order_error(COMMERCE_OUT_OF_STOCK,
-						errmsg("out of stock"),
-						errdetail_plural("Product " INT64_FORMAT " has less than the %d unit asked for.",
-										 "Product " INT64_FORMAT " has less than the %d units asked for.",
-										 line->quantity, line->product_id, line->quantity));
+			out_of_stock_error(line);
 	}
 
 	memset(nulls, ' ', sizeof(nulls));

@@ -418,7 +418,7 @@ $$;
 -- this product, lock order step 5).  Returns the bucket used.
 CREATE FUNCTION commerce.stock_put_back(product_id bigint, quantity integer, hint integer)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

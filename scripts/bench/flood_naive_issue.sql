@@ -1,0 +1,1 @@
+SELECT bench.flood_naive_issue(nextval('bench.uid'), :coupon);

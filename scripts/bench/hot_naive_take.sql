@@ -1,0 +1,1 @@
+SELECT bench.flood_naive_take(:product);

@@ -1,0 +1,1 @@
+SELECT bench.flood_order(nextval('bench.uid'), :product);

@@ -1,0 +1,1 @@
+SELECT bench.flood_take(:product);

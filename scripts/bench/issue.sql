@@ -1,0 +1,1 @@
+SELECT commerce.issue_coupon(nextval('bench.uid'), :coupon);
