@@ -43,13 +43,15 @@ include $(PGXS)
 sql/pg_commerce--$(EXTVERSION).sql: sql/pg_commerce.sql
 	cp $< $@
 
-.PHONY: help deps run test bench-sql installcheck-all
+.PHONY: help deps prepare run test load bench-sql bench-http
 help:
 	@echo "make            build the extension"
 	@echo "make install    install it into $$($(PG_CONFIG) --sharedir)"
 	@echo "make run        install what is missing, start a private cluster with demo data and commerce-http"
 	@echo "make test       install what is missing and run every test"
+	@echo "make load       the four k6 scenarios of the event sale (tests/load/run all)"
 	@echo "make bench-sql  pgbench figures for the SQL hot paths against naive designs"
+	@echo "make bench-http commerce-http (wrk) against pgbench on the same SQL function"
 
 deps:
 	scripts/setup.sh
@@ -60,5 +62,16 @@ run:
 test:
 	scripts/test.sh
 
-bench-sql:
+# what the load tests and benchmarks need first on a fresh machine
+prepare:
+	scripts/setup.sh
+	$(MAKE) install
+
+load: prepare
+	tests/load/run all
+
+bench-sql: prepare
 	scripts/bench-sql.sh
+
+bench-http: prepare
+	scripts/bench-http.sh

@@ -8,7 +8,7 @@ packages=(
 	postgresql-15 postgresql-server-dev-15
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
 	libpq-dev libh2o-evloop-dev libjansson-dev libssl-dev libuv1-dev zlib1g-dev
-	curl jq wrk
+	curl jq wrk python3 gnuplot-nox time
 )
 
 missing=()
@@ -18,8 +18,14 @@ for p in "${packages[@]}"; do
 	fi
 done
 
+install_k6() {
+	# k6 for tests/load: a pinned release built with `go install` (Go >= 1.25)
+	"$(dirname "$0")/install-k6.sh" >/dev/null
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "setup: all Debian packages present"
+	install_k6
 	exit 0
 fi
 
@@ -35,4 +41,5 @@ apt-get update -qq
 mkdir -p /etc/postgresql-common/createcluster.d
 echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/pg_commerce.conf
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_k6
 echo "setup: done"

@@ -1,0 +1,23 @@
+# commerce-http on Debian bookworm's libh2o-evloop 2.2.5, built with the same
+# `make -C frontend` as CI.
+#   docker build -f docker/http.Dockerfile -t pg_commerce-http:0.1.0 .
+FROM debian:bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential pkg-config \
+      libh2o-evloop-dev libjansson-dev libpq-dev libssl-dev zlib1g-dev \
+ && rm -rf /var/lib/apt/lists/*
+COPY frontend /src/frontend
+COPY extension/commerce_errors.h /src/extension/commerce_errors.h
+RUN make -C /src/frontend
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libh2o-evloop0.13 libjansson4 libpq5 curl \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/frontend/commerce-http /usr/local/bin/commerce-http
+USER nobody
+EXPOSE 8080
+# every option also reads COMMERCE_HTTP_* from the environment (see --help)
+ENV COMMERCE_HTTP_LISTEN=0.0.0.0:8080
+HEALTHCHECK --interval=5s --timeout=2s CMD curl -fs http://127.0.0.1:8080/readyz || exit 1
+ENTRYPOINT ["/usr/local/bin/commerce-http"]

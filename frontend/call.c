@@ -1,0 +1,411 @@
+/*
+ * call.c
+ *      Answering a call: JSON bodies, the error body, the SQLSTATE -> HTTP
+ *      mapping (from extension/commerce_errors.h, the one table), and the
+ *      conversion of rows into camelCase JSON.
+ */
+#include "call.h"
+
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "commerce_errors.h"
+
+/* libpq type OIDs the encoder distinguishes (pg_type.h is server-side) */
+#define OID_BOOL 16
+#define OID_INT8 20
+#define OID_INT2 21
+#define OID_INT4 23
+#define OID_JSON 114
+#define OID_JSONB 3802
+
+typedef struct error_row {
+	const char *sqlstate;
+	const char *code;
+	int http_status;
+} error_row_t;
+
+static const error_row_t error_rows[] = {
+#define ERROR_ROW(name, sqlstate, status, condition) {sqlstate, #name, status},
+	COMMERCE_ERROR_TABLE(ERROR_ROW)
+#undef ERROR_ROW
+};
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static const char *
+status_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 400: return "Bad Request";
+	case 402: return "Payment Required";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 422: return "Unprocessable Entity";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Unknown";
+	}
+}
+
+static void
+on_call_dispose(void *p)
+{
+	call_t *call = p;
+
+	if (call->query != NULL) {
+		db_query_detach(call->query);
+		call->query = NULL;
+	}
+	if (!call->answered) {
+		/* the client went away first */
+		call->answered = 1;
+		call->worker->calls_in_flight--;
+	}
+}
+
+call_t *
+call_new(h2o_req_t *req, route_id_t route)
+{
+	call_t *call = h2o_mem_alloc_shared(&req->pool, sizeof(*call), on_call_dispose);
+
+	memset(call, 0, sizeof(*call));
+	call->req = req;
+	call->worker = worker_of_req(req);
+	call->route = route;
+	call->started_us = now_us();
+	call->ok_status = 200;
+	call->worker->calls_in_flight++;
+	return call;
+}
+
+static void
+call_finish(call_t *call, int status)
+{
+	call->answered = 1;
+	call->worker->calls_in_flight--;
+	metrics_record(&call->worker->metrics, call->route, status, now_us() - call->started_us);
+}
+
+void
+call_reply_text(call_t *call, int status, const char *content_type, const char *body, size_t len)
+{
+	h2o_req_t *req = call->req;
+
+	if (call->answered)
+		return;
+	call_finish(call, status);
+	req->res.status = status;
+	req->res.reason = status_reason(status);
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+				   content_type, strlen(content_type));
+	if (status == 503)
+		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+	/* without a length h2o chunks 200s and closes the connection after any other status */
+	req->res.content_length = len;
+	if (call->worker->stopping)
+		req->http1_is_persistent = 0;	/* draining: let keep-alive clients go elsewhere */
+	h2o_send_inline(req, body, len);
+}
+
+void
+call_reply_json(call_t *call, int status, json_t *body)
+{
+	char *text;
+
+	if (call->answered) {
+		json_decref(body);
+		return;
+	}
+	text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (text == NULL) {
+		static const char oom[] = "{\"error\":{\"code\":\"INTERNAL\",\"message\":\"cannot encode response\"}}";
+
+		call_reply_text(call, 500, "application/json", oom, sizeof(oom) - 1);
+		return;
+	}
+	call_reply_text(call, status, "application/json", text, strlen(text));
+	free(text);
+}
+
+void
+call_reply_error(call_t *call, int status, const char *code, const char *fmt, ...)
+{
+	char message[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	/* messages may echo client bytes, cut anywhere: JSON strings must be UTF-8 */
+	{
+		json_t *probe = json_string(message);
+
+		if (probe != NULL)
+			json_decref(probe);
+		else
+			for (char *p = message; *p != '\0'; p++)
+				if ((unsigned char) *p >= 0x80)
+					*p = '?';
+	}
+	call_reply_json(call, status,
+					json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+}
+
+/* ---- database results --------------------------------------------------- */
+
+static int
+sqlstate_is_unavailable(const char *s)
+{
+	return strncmp(s, "08", 2) == 0	/* connection exception */
+		|| strncmp(s, "53", 2) == 0	/* insufficient resources, too many connections */
+		|| strncmp(s, "57", 2) == 0	/* operator intervention: shutdown, cancel */
+		|| strncmp(s, "40", 2) == 0	/* serialization failure, deadlock: retry later */
+		|| strcmp(s, "55P03") == 0;	/* lock not available */
+}
+
+static void
+reply_pg_error(call_t *call, PGresult *res)
+{
+	const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	if (sqlstate == NULL)
+		sqlstate = "";
+	if (primary == NULL)
+		primary = "database error";
+	if (strncmp(sqlstate, COMMERCE_SQLSTATE_CLASS, 2) == 0) {
+		for (size_t i = 0; i < sizeof(error_rows) / sizeof(error_rows[0]); i++)
+			if (strcmp(error_rows[i].sqlstate, sqlstate) == 0) {
+				call_reply_error(call, error_rows[i].http_status, error_rows[i].code, "%s", primary);
+				return;
+			}
+	}
+	if (sqlstate_is_unavailable(sqlstate)) {
+		commerce_log("%s: database error %s: %s", route_labels[call->route], sqlstate, primary);
+		call_reply_error(call, 503, "UNAVAILABLE", "database unavailable, retry later");
+		return;
+	}
+	if (strncmp(sqlstate, "22", 2) == 0) {
+		/* data exception: a value the database could not take */
+		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s", primary);
+		return;
+	}
+	commerce_log("%s: unexpected database error %s: %s",
+			route_labels[call->route], sqlstate, primary);
+	call_reply_error(call, 500, "INTERNAL", "internal error");
+}
+
+static void
+on_query_result(void *owner, db_outcome_t outcome, PGresult *res)
+{
+	call_t *call = owner;
+
+	call->query = NULL;
+	switch (outcome) {
+	case DB_UNAVAILABLE:
+		call->worker->metrics.rejected_unavailable++;
+		call_reply_error(call, 503, "UNAVAILABLE", "database connection lost, retry later");
+		return;
+	case DB_TIMEOUT:
+		call->worker->metrics.timeouts++;
+		call_reply_error(call, 504, "TIMEOUT", "no answer from the database within the deadline");
+		return;
+	case DB_RESULT:
+		break;
+	}
+	if (res == NULL) {
+		call_reply_error(call, 500, "INTERNAL", "no result");
+		return;
+	}
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		call->on_rows(call, res);
+		return;
+	}
+	reply_pg_error(call, res);
+}
+
+void
+call_query(call_t *call, db_statement_t stmt, int nparams, const char *const *values)
+{
+	worker_t *w = call->worker;
+	db_query_t *q;
+	int rc;
+
+	if (w->stopping) {
+		call_reply_error(call, 503, "UNAVAILABLE", "shutting down");
+		return;
+	}
+	q = db_query_new(stmt, nparams, values);
+	if (q == NULL) {
+		call_reply_error(call, 503, "UNAVAILABLE", "out of memory");
+		return;
+	}
+	call->query = q;
+	rc = db_submit(&w->db, q, call, on_query_result);
+	if (rc == 0)
+		return;
+	call->query = NULL;
+	if (rc == -2) {
+		w->metrics.rejected_queue_full++;
+		call_reply_error(call, 503, "UNAVAILABLE", "overloaded: request queue full, retry later");
+	} else {
+		w->metrics.rejected_unavailable++;
+		call_reply_error(call, 503, "UNAVAILABLE", "database unavailable, retry later");
+	}
+}
+
+/* ---- rows -> JSON ------------------------------------------------------- */
+
+static void
+camel_case(const char *in, char *out, size_t size)
+{
+	size_t n = 0;
+	int upper = 0;
+
+	for (; *in != '\0' && n + 1 < size; in++) {
+		if (*in == '_') {
+			upper = 1;
+			continue;
+		}
+		out[n++] = upper ? (char) (*in >= 'a' && *in <= 'z' ? *in - 32 : *in) : *in;
+		upper = 0;
+	}
+	out[n] = '\0';
+}
+
+/* Rewrites the keys of objects (at any depth) from snake_case to camelCase. */
+static json_t *
+camel_case_json(json_t *v)
+{
+	if (json_is_object(v)) {
+		json_t *out = json_object();
+		const char *key;
+		json_t *value;
+		char name[128];
+
+		json_object_foreach(v, key, value) {
+			camel_case(key, name, sizeof(name));
+			json_object_set_new(out, name, camel_case_json(value));
+		}
+		return out;
+	}
+	if (json_is_array(v)) {
+		json_t *out = json_array();
+		size_t i;
+		json_t *value;
+
+		json_array_foreach(v, i, value)
+			json_array_append_new(out, camel_case_json(value));
+		return out;
+	}
+	return json_incref(v);
+}
+
+json_t *
+row_to_object(PGresult *res, int row)
+{
+	json_t *obj = json_object();
+	int ncols = PQnfields(res);
+
+	for (int col = 0; col < ncols; col++) {
+		char name[128];
+		const char *text = PQgetvalue(res, row, col);
+		json_t *value;
+
+		camel_case(PQfname(res, col), name, sizeof(name));
+		if (PQgetisnull(res, row, col)) {
+			value = json_null();
+		} else {
+			switch (PQftype(res, col)) {
+			case OID_INT2:
+			case OID_INT4:
+			case OID_INT8:
+				value = json_integer(strtoll(text, NULL, 10));
+				break;
+			case OID_BOOL:
+				value = json_boolean(text[0] == 't');
+				break;
+			case OID_JSON:
+			case OID_JSONB:
+				{
+					json_t *parsed = json_loads(text, JSON_DECODE_ANY, NULL);
+
+					value = parsed != NULL ? camel_case_json(parsed) : json_null();
+					json_decref(parsed);
+					break;
+				}
+			default:
+				value = json_string(text);
+				if (value == NULL)	/* not UTF-8: cannot happen with a UTF8 database */
+					value = json_null();
+				break;
+			}
+		}
+		json_object_set_new(obj, name, value);
+	}
+	return obj;
+}
+
+void
+rows_reply_single(call_t *call, PGresult *res)
+{
+	json_t *obj, *row;
+
+	if (PQntuples(res) < 1) {
+		call_reply_error(call, 404, "NOT_FOUND", "not found");
+		return;
+	}
+	/* SPEC's key order: {userId, balance} but {issuedCouponId, couponId, userId, status} */
+	obj = json_object();
+	row = row_to_object(res, 0);
+	if (call->row_first)
+		json_object_update(obj, row);
+	for (int i = 0; i < call->n_extra; i++)
+		json_object_set_new(obj, call->extra_keys[i], json_integer(call->extra_values[i]));
+	if (!call->row_first)
+		json_object_update(obj, row);
+	json_decref(row);
+	if (call->extra_status != NULL)
+		json_object_set_new(obj, "status", json_string(call->extra_status));
+	call_reply_json(call, call->ok_status, obj);
+}
+
+void
+rows_reply_list(call_t *call, PGresult *res)
+{
+	json_t *items = json_array();
+	json_t *body;
+	int n = PQntuples(res);
+
+	for (int row = 0; row < n; row++)
+		json_array_append_new(items, row_to_object(res, row));
+	body = json_pack("{s:o}", "items", items);
+	if (call->page_limit > 0) {
+		int id_col = PQfnumber(res, "id");
+		json_t *next = json_null();
+
+		if (n == call->page_limit && id_col >= 0)
+			next = json_integer(strtoll(PQgetvalue(res, n - 1, id_col), NULL, 10));
+		json_object_set_new(body, "next", next);
+	}
+	call_reply_json(call, call->ok_status, body);
+}

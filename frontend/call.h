@@ -1,0 +1,58 @@
+/*
+ * call.h
+ *      One REST call: the request, its route, its start time and the
+ *      database query it waits for.  A call lives in the request's memory
+ *      pool as a shared allocation whose dispose callback detaches the query,
+ *      so a client that goes away while its query is queued or on the wire
+ *      leaves nothing pointing at freed memory.
+ */
+#ifndef COMMERCE_HTTP_CALL_H
+#define COMMERCE_HTTP_CALL_H
+
+#include <stdint.h>
+#include <jansson.h>
+#include "h2o_includes.h"
+#include "db.h"
+#include "router.h"
+#include "worker.h"
+
+#define CALL_MAX_EXTRA 3
+
+typedef struct call call_t;
+typedef void (*call_on_rows) (call_t *call, PGresult *res);
+
+struct call {
+	h2o_req_t *req;
+	worker_t *worker;
+	route_id_t route;
+	uint64_t started_us;
+	db_query_t *query;
+	int answered;
+	/* how to turn the query's rows into the response */
+	call_on_rows on_rows;
+	int ok_status;
+	int page_limit;				/* list routes: the limit asked for, to compute "next" */
+	int n_extra;				/* integer fields copied into a single-row response */
+	const char *extra_keys[CALL_MAX_EXTRA];
+	int64_t extra_values[CALL_MAX_EXTRA];
+	const char *extra_status;	/* a constant "status" field, when not from the row */
+	int row_first;				/* put the row's fields before the extra ones */
+};
+
+call_t *call_new(h2o_req_t *req, route_id_t route);
+
+/* Each answers once; later calls are ignored.  body is stolen. */
+void call_reply_json(call_t *call, int status, json_t *body);
+void call_reply_error(call_t *call, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void call_reply_text(call_t *call, int status, const char *content_type, const char *body, size_t len);
+
+/* Sends the statement; the answer is produced by call->on_rows or an error reply. */
+void call_query(call_t *call, db_statement_t stmt, int nparams, const char *const *values);
+
+/* Row -> object with camelCase keys, typed by column type. */
+json_t *row_to_object(PGresult *res, int row);
+void rows_reply_single(call_t *call, PGresult *res);
+void rows_reply_list(call_t *call, PGresult *res);
+
+#endif

@@ -1,0 +1,212 @@
+/*
+ * config.c
+ *      One table describes every option: its flag, its environment variable,
+ *      its default and its help text, so --help cannot drift from the parser.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+commerce_config_t commerce_config;
+
+typedef enum option_id {
+	OPT_LISTEN, OPT_DB, OPT_THREADS, OPT_POOL_SIZE, OPT_PIPELINE_DEPTH, OPT_QUEUE_SIZE,
+	OPT_DEADLINE_MS, OPT_MAX_BODY, OPT_MAX_CONNECTIONS, OPT_DRAIN_MS, OPT__COUNT
+} option_id_t;
+
+typedef struct option_spec {
+	const char *flag;
+	const char *env;
+	const char *metavar;
+	long min, max;				/* numeric options only (max > 0) */
+	const char *help;
+} option_spec_t;
+
+static const option_spec_t option_specs[OPT__COUNT] = {
+	[OPT_LISTEN] = {"listen", "COMMERCE_HTTP_LISTEN", "HOST:PORT", 0, 0,
+		"address to listen on (default 127.0.0.1:8080); every thread binds it with SO_REUSEPORT"},
+	[OPT_DB] = {"db", "COMMERCE_HTTP_DB", "CONNINFO", 0, 0,
+		"libpq conninfo string or postgresql:// URI (default: libpq's PGHOST, PGPORT, PGUSER ... environment)"},
+	[OPT_THREADS] = {"threads", "COMMERCE_HTTP_THREADS", "N", 1, 256,
+		"event-loop threads, each with its own listener and connections (default: number of cores)"},
+	[OPT_POOL_SIZE] = {"pool-size", "COMMERCE_HTTP_POOL_SIZE", "N", 1, 256,
+		"PostgreSQL connections per thread (default 4)"},
+	[OPT_PIPELINE_DEPTH] = {"pipeline-depth", "COMMERCE_HTTP_PIPELINE_DEPTH", "N", 1, 1024,
+		"REST calls pipelined on one connection at a time (default 16)"},
+	[OPT_QUEUE_SIZE] = {"queue-size", "COMMERCE_HTTP_QUEUE_SIZE", "N", 0, 1000000,
+		"calls per thread waiting for a free connection; beyond it: 503 + Retry-After (default 16384)"},
+	[OPT_DEADLINE_MS] = {"deadline-ms", "COMMERCE_HTTP_DEADLINE_MS", "MS", 1, 3600000,
+		"a call not answered by the database within MS gets 504 TIMEOUT (default 5000)"},
+	[OPT_MAX_BODY] = {"max-body", "COMMERCE_HTTP_MAX_BODY", "BYTES", 64, 16777216,
+		"largest accepted request body; larger ones get 413 (default 65536)"},
+	[OPT_MAX_CONNECTIONS] = {"max-connections", "COMMERCE_HTTP_MAX_CONNECTIONS", "N", 1, 1000000,
+		"open client connections over all threads; beyond it accepting pauses (default 16384)"},
+	[OPT_DRAIN_MS] = {"drain-ms", "COMMERCE_HTTP_DRAIN_MS", "MS", 0, 3600000,
+		"on SIGTERM, longest wait for in-flight calls before exiting (default 10000)"},
+};
+
+static void
+print_help(FILE *out, const char *argv0)
+{
+	fprintf(out,
+			"Usage: %s [OPTION]...\n"
+			"commerce-http: the REST front of pg_commerce (h2o + libpq pipeline mode).\n\n",
+			argv0);
+	for (int i = 0; i < OPT__COUNT; i++) {
+		char flag[64];
+
+		snprintf(flag, sizeof(flag), "--%s %s", option_specs[i].flag, option_specs[i].metavar);
+		fprintf(out, "  %-28s %s\n  %-28s [env %s]\n", flag, option_specs[i].help, "", option_specs[i].env);
+	}
+	fprintf(out, "  %-28s %s\n\n", "--help", "print this help and exit");
+	fprintf(out, "A command-line option wins over its environment variable.\n"
+			"Routes, error codes and shapes: docs/openapi.yaml.\n"
+			"SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.\n");
+}
+
+static void
+die_option(const char *argv0, int id, const char *value, const char *why)
+{
+	fprintf(stderr, "%s: invalid --%s '%s': %s (see --help)\n", argv0, option_specs[id].flag, value, why);
+	exit(2);
+}
+
+static long
+parse_number(const char *argv0, int id, const char *value)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(value, &end, 10);
+	if (errno != 0 || end == value || *end != '\0')
+		die_option(argv0, id, value, "not a number");
+	if (n < option_specs[id].min || n > option_specs[id].max) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "must be between %ld and %ld", option_specs[id].min, option_specs[id].max);
+		die_option(argv0, id, value, why);
+	}
+	return n;
+}
+
+static void
+parse_listen(const char *argv0, const char *value)
+{
+	const char *colon = strrchr(value, ':');
+	size_t host_len;
+
+	if (colon == NULL)
+		die_option(argv0, OPT_LISTEN, value, "expected HOST:PORT");
+	host_len = (size_t) (colon - value);
+	if (host_len >= 2 && value[0] == '[' && value[host_len - 1] == ']') {
+		value++;				/* [::1]:8080 */
+		host_len -= 2;
+	}
+	if (host_len == 0 || host_len >= sizeof(commerce_config.listen_host))
+		die_option(argv0, OPT_LISTEN, value, "bad host");
+	memcpy(commerce_config.listen_host, value, host_len);
+	commerce_config.listen_host[host_len] = '\0';
+	{
+		char *end;
+		long port;
+
+		errno = 0;
+		port = strtol(colon + 1, &end, 10);
+		if (errno != 0 || end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+			die_option(argv0, OPT_LISTEN, value, "bad port");
+		commerce_config.listen_port = (unsigned short) port;
+	}
+}
+
+static void
+apply_option(const char *argv0, int id, const char *value)
+{
+	switch (id) {
+	case OPT_LISTEN: parse_listen(argv0, value); break;
+	case OPT_DB: commerce_config.conninfo = value; break;
+	case OPT_THREADS: commerce_config.threads = (int) parse_number(argv0, id, value); break;
+	case OPT_POOL_SIZE: commerce_config.pool_size = (int) parse_number(argv0, id, value); break;
+	case OPT_PIPELINE_DEPTH: commerce_config.pipeline_depth = (int) parse_number(argv0, id, value); break;
+	case OPT_QUEUE_SIZE: commerce_config.queue_size = (int) parse_number(argv0, id, value); break;
+	case OPT_DEADLINE_MS: commerce_config.deadline_ms = (int) parse_number(argv0, id, value); break;
+	case OPT_MAX_BODY: commerce_config.max_body = (size_t) parse_number(argv0, id, value); break;
+	case OPT_MAX_CONNECTIONS: commerce_config.max_connections = (int) parse_number(argv0, id, value); break;
+	case OPT_DRAIN_MS: commerce_config.drain_ms = (int) parse_number(argv0, id, value); break;
+	}
+}
+
+void
+commerce_config_load(int argc, char **argv)
+{
+	struct option long_options[OPT__COUNT + 2];
+	const char *argv0 = argv[0];
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	parse_listen(argv0, "127.0.0.1:8080");
+	commerce_config.conninfo = NULL;
+	commerce_config.threads = cores > 0 ? (int) (cores > 256 ? 256 : cores) : 1;
+	commerce_config.pool_size = 4;
+	commerce_config.pipeline_depth = 16;
+	commerce_config.queue_size = 16384;
+	commerce_config.deadline_ms = 5000;
+	commerce_config.max_body = 65536;
+	commerce_config.max_connections = 16384;
+	commerce_config.drain_ms = 10000;
+
+	for (int i = 0; i < OPT__COUNT; i++) {
+		const char *value = getenv(option_specs[i].env);
+
+		if (value != NULL && value[0] != '\0')
+			apply_option(argv0, i, value);
+	}
+
+	for (int i = 0; i < OPT__COUNT; i++)
+		long_options[i] = (struct option) {option_specs[i].flag, required_argument, NULL, i};
+	long_options[OPT__COUNT] = (struct option) {"help", no_argument, NULL, 'h'};
+	long_options[OPT__COUNT + 1] = (struct option) {NULL, 0, NULL, 0};
+
+	for (;;) {
+		int c = getopt_long(argc, argv, "h", long_options, NULL);
+
+		if (c == -1)
+			break;
+		if (c == 'h') {
+			print_help(stdout, argv0);
+			exit(0);
+		}
+		if (c < 0 || c >= OPT__COUNT) {
+			print_help(stderr, argv0);
+			exit(2);
+		}
+		apply_option(argv0, c, optarg);
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", argv0, argv[optind]);
+		exit(2);
+	}
+}
+
+void
+commerce_log(const char *fmt, ...)
+{
+	char line[1024];
+	int n = snprintf(line, sizeof(line), "commerce-http: ");
+	va_list ap;
+
+	va_start(ap, fmt);
+	n += vsnprintf(line + n, sizeof(line) - (size_t) n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int) sizeof(line) - 2)
+		n = (int) sizeof(line) - 2;
+	line[n++] = '\n';
+	if (write(2, line, (size_t) n) < 0)
+		return;
+}

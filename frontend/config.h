@@ -1,0 +1,34 @@
+/*
+ * config.h
+ *      Options of commerce-http: command line first, then environment, then
+ *      defaults.  Read once in main() and immutable afterwards, so every
+ *      thread reads it without locks.
+ */
+#ifndef COMMERCE_HTTP_CONFIG_H
+#define COMMERCE_HTTP_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct commerce_config {
+	char listen_host[256];
+	unsigned short listen_port;
+	const char *conninfo;		/* NULL: libpq's PG* environment */
+	int threads;
+	int pool_size;				/* database connections per thread */
+	int pipeline_depth;			/* REST calls in flight per connection */
+	int queue_size;				/* calls waiting for a connection, per thread */
+	int deadline_ms;			/* request deadline, answered 504 */
+	size_t max_body;			/* larger request bodies get 413 */
+	int max_connections;		/* open client connections, all threads */
+	int drain_ms;				/* SIGTERM: longest wait for in-flight calls */
+} commerce_config_t;
+
+extern commerce_config_t commerce_config;
+
+/* One line on stderr, written with one write(2) so threads do not interleave. */
+void commerce_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Exits the process on --help (0) or on a bad option (2). */
+void commerce_config_load(int argc, char **argv);
+
+#endif

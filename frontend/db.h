@@ -1,0 +1,117 @@
+/*
+ * db.h
+ *      A per-thread pool of non-blocking libpq connections in pipeline mode.
+ *
+ * Vocabulary.  A *query* is one REST call's statement: it is sent as
+ * Bind/Execute plus its own Sync, so a failing call never aborts the calls
+ * pipelined behind it.  A connection's *in-flight FIFO* holds the queries
+ * sent on it in order; each PGRES_PIPELINE_SYNC completes the head.  The
+ * pool's *waiting queue* holds queries for which every ready connection
+ * already has pipeline-depth queries in flight or seems stuck on a lock; it
+ * is bounded, and a query that does not fit is refused (the caller answers
+ * 503).
+ *
+ * Ownership.  The pool owns every query from db_submit() on.  Its owner (the
+ * HTTP request) may vanish at any time: db_query_detach() cuts the link, and
+ * a detached query that is already on the wire stays in the FIFO until its
+ * Sync arrives and is then freed unseen.  The result callback runs at most
+ * once, and the query is detached before it runs.
+ *
+ * Everything here runs on its thread's event loop; nothing blocks and
+ * nothing is shared between threads except the read-only configuration.
+ */
+#ifndef COMMERCE_HTTP_DB_H
+#define COMMERCE_HTTP_DB_H
+
+#include <stdint.h>
+#include <libpq-fe.h>
+#include "h2o_includes.h"
+#include "statements.h"
+
+#define DB_MAX_PARAMS 4
+#define DB_BACKOFF_STEPS 7
+#define DB_STALL_MS 20			/* no answer for this long: avoid piling calls on it */
+#define DB_MAX_RETRIES 2			/* of a call that failed with a deadlock or serialization failure */
+
+typedef enum db_outcome {
+	DB_RESULT,					/* res is the statement's result (ok or error) */
+	DB_UNAVAILABLE,				/* connection lost or none ready: 503 */
+	DB_TIMEOUT					/* the deadline passed first: 504 */
+} db_outcome_t;
+
+typedef void (*db_result_cb) (void *owner, db_outcome_t outcome, PGresult *res);
+
+typedef struct db_pool db_pool_t;
+typedef struct db_conn db_conn_t;
+
+typedef struct db_query {
+	h2o_linklist_t link;		/* in a conn's FIFO or the pool's waiting queue */
+	db_conn_t *conn;			/* NULL while waiting */
+	db_pool_t *pool;
+	void *owner;				/* NULL once detached */
+	db_result_cb on_result;
+	h2o_timeout_entry_t deadline;
+	PGresult *result;
+	int stmt;					/* db_statement_t, or -1 for the prepare batch */
+	int retries;
+	int nparams;
+	const char *values[DB_MAX_PARAMS];
+	char storage[];
+} db_query_t;
+
+typedef enum db_conn_state {
+	DB_CONN_DOWN, DB_CONN_CONNECTING, DB_CONN_PREPARING, DB_CONN_READY
+} db_conn_state_t;
+
+struct db_conn {
+	db_pool_t *pool;
+	int index;
+	PGconn *pg;
+	h2o_socket_t *sock;			/* owns a dup() of PQsocket(pg) */
+	int pg_fd;					/* the PQsocket the h2o socket mirrors */
+	db_conn_state_t state;
+	h2o_linklist_t in_flight;
+	int n_in_flight;
+	int backoff_step;
+	int ever_ready;
+	uint64_t progress_at;		/* loop time of the last answer (or first send) */
+	h2o_timeout_entry_t retry;	/* backoff while DOWN, connect timeout while CONNECTING */
+};
+
+struct db_pool {
+	h2o_evloop_t *loop;
+	int id;						/* the worker's index, for log lines */
+	const char *conninfo;
+	db_conn_t *conns;
+	int size;
+	int pipeline_depth;
+	int queue_size;
+	h2o_linklist_t waiting;
+	int n_waiting;
+	int n_ready;
+	uint64_t reconnects;
+	uint64_t connect_failures;
+	uint64_t retries;
+	h2o_timeout_t deadline_timeout;
+	h2o_timeout_t connect_timeout;
+	h2o_timeout_t backoff[DB_BACKOFF_STEPS];
+};
+
+void db_pool_init(db_pool_t *pool, int id, h2o_evloop_t *loop, const char *conninfo, int size,
+				  int pipeline_depth, int queue_size, int deadline_ms);
+
+/* Copies values; NULL entries are SQL NULLs. */
+db_query_t *db_query_new(db_statement_t stmt, int nparams, const char *const *values);
+
+/*
+ * Hands q to the pool.  0: the callback will run exactly once (result,
+ * unavailable or timeout) unless detached first.  -1: no connection is ready;
+ * -2: the waiting queue is full.  On failure q has been freed.
+ */
+int db_submit(db_pool_t *pool, db_query_t *q, void *owner, db_result_cb on_result);
+
+void db_query_detach(db_query_t *q);
+
+int db_pool_in_flight(db_pool_t *pool);
+
+#endif

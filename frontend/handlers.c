@@ -1,0 +1,400 @@
+/*
+ * handlers.c
+ *      Validate, then one prepared statement per call; the rows become the
+ *      response through call->on_rows.  SPEC §5 fixes the shapes.
+ */
+#include "handlers.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "validate.h"
+
+#define IDEMPOTENCY_KEY_MAX 128
+
+typedef char int_text_t[24];
+
+static const char *
+int_text(int_text_t buf, int64_t n)
+{
+	snprintf(buf, sizeof(int_text_t), "%" PRId64, n);
+	return buf;
+}
+
+static void
+add_extra(call_t *call, const char *key, int64_t value)
+{
+	call->extra_keys[call->n_extra] = key;
+	call->extra_values[call->n_extra] = value;
+	call->n_extra++;
+}
+
+/* Idempotency-Key: 1..128 visible ASCII characters; NULL when absent. */
+static int
+idempotency_key(call_t *call, char *out)
+{
+	h2o_req_t *req = call->req;
+	ssize_t at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("idempotency-key"), -1);
+	h2o_iovec_t v;
+
+	if (at < 0)
+		return FIELD_ABSENT;
+	if (h2o_find_header_by_str(&req->headers, H2O_STRLIT("idempotency-key"), at) >= 0) {
+		call_reply_error(call, 400, "INVALID_ARGUMENT", "Idempotency-Key: given more than once");
+		return FIELD_ANSWERED;
+	}
+	v = req->headers.entries[at].value;
+	if (v.len < 1 || v.len > IDEMPOTENCY_KEY_MAX) {
+		call_reply_error(call, 400, "INVALID_ARGUMENT", "Idempotency-Key must be 1 to %d characters",
+						 IDEMPOTENCY_KEY_MAX);
+		return FIELD_ANSWERED;
+	}
+	for (size_t i = 0; i < v.len; i++)
+		if (v.base[i] < 0x21 || v.base[i] > 0x7e) {
+			call_reply_error(call, 400, "INVALID_ARGUMENT", "Idempotency-Key must be visible ASCII");
+			return FIELD_ANSWERED;
+		}
+	memcpy(out, v.base, v.len);
+	out[v.len] = '\0';
+	return FIELD_OK;
+}
+
+/* Appends {"product_id":…,"quantity":…} for one validated item. */
+static int
+take_item(call_t *call, json_t *src, json_t *items, const char *where)
+{
+	static const char *const item_keys[] = {"productId", "quantity", NULL};
+	int64_t product_id, quantity;
+	const char *key;
+	json_t *value;
+
+	if (!json_is_object(src)) {
+		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be an object", where);
+		return FIELD_ANSWERED;
+	}
+	json_object_foreach(src, key, value) {
+		if (strcmp(key, item_keys[0]) != 0 && strcmp(key, item_keys[1]) != 0) {
+			call_reply_error(call, 400, "INVALID_ARGUMENT", "%s.%.64s: unknown field", where, key);
+			return FIELD_ANSWERED;
+		}
+	}
+	{
+		char field[64];
+
+		snprintf(field, sizeof(field), "%s.productId", where);
+		if (json_object_get(src, "productId") == NULL || json_is_null(json_object_get(src, "productId"))) {
+			call_reply_error(call, 400, "INVALID_ARGUMENT", "%s is required", field);
+			return FIELD_ANSWERED;
+		}
+		{
+			json_t *pid = json_object_get(src, "productId");
+
+			if (!json_is_integer(pid) || json_integer_value(pid) < 1) {
+				call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be a positive integer", field);
+				return FIELD_ANSWERED;
+			}
+			product_id = json_integer_value(pid);
+		}
+		snprintf(field, sizeof(field), "%s.quantity", where);
+		{
+			json_t *q = json_object_get(src, "quantity");
+
+			if (q == NULL || json_is_null(q)) {
+				call_reply_error(call, 400, "INVALID_ARGUMENT", "%s is required", field);
+				return FIELD_ANSWERED;
+			}
+			if (!json_is_integer(q) || json_integer_value(q) < 1 || json_integer_value(q) > VALIDATE_MAX_QUANTITY) {
+				call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be an integer between 1 and %d",
+								 field, VALIDATE_MAX_QUANTITY);
+				return FIELD_ANSWERED;
+			}
+			quantity = json_integer_value(q);
+		}
+	}
+	json_array_append_new(items, json_pack("{s:I,s:I}", "product_id", (json_int_t) product_id,
+										   "quantity", (json_int_t) quantity));
+	return FIELD_OK;
+}
+
+void
+handle_orders_create(call_t *call, h2o_iovec_t id)
+{
+	static const char *const keys[] = {"userId", "items", "productId", "quantity", "couponId", NULL};
+	char key[IDEMPOTENCY_KEY_MAX + 1];
+	int_text_t user_text, coupon_text;
+	int64_t user_id, coupon_id;
+	const char *values[4];
+	json_t *body, *items = NULL;
+	char *items_text;
+	int has_coupon, has_key;
+
+	(void) id;
+	if ((has_key = idempotency_key(call, key)) == FIELD_ANSWERED)
+		return;
+	if ((body = validate_body(call, keys)) == NULL)
+		return;
+	if (validate_id(call, body, "userId", 1, &user_id) == FIELD_ANSWERED ||
+		(has_coupon = validate_id(call, body, "couponId", 0, &coupon_id)) == FIELD_ANSWERED)
+		goto done;
+
+	items = json_array();
+	if (json_object_get(body, "items") != NULL) {
+		json_t *list = json_object_get(body, "items");
+		size_t i;
+		json_t *item;
+
+		if (json_object_get(body, "productId") != NULL || json_object_get(body, "quantity") != NULL) {
+			call_reply_error(call, 400, "INVALID_ARGUMENT", "items: give either items or productId/quantity, not both");
+			goto done;
+		}
+		if (!json_is_array(list) || json_array_size(list) < 1 || json_array_size(list) > VALIDATE_MAX_ITEMS) {
+			call_reply_error(call, 400, "INVALID_ARGUMENT", "items must be an array of 1 to %d items",
+							 VALIDATE_MAX_ITEMS);
+			goto done;
+		}
+		json_array_foreach(list, i, item) {
+			char where[32];
+
+			snprintf(where, sizeof(where), "items[%zu]", i);
+			if (take_item(call, item, items, where) == FIELD_ANSWERED)
+				goto done;
+		}
+	} else {
+		json_t *single = json_object();
+
+		if (json_object_get(body, "productId") == NULL) {
+			json_decref(single);
+			call_reply_error(call, 400, "INVALID_ARGUMENT", "items is required (or productId and quantity)");
+			goto done;
+		}
+		json_object_set(single, "productId", json_object_get(body, "productId"));
+		if (json_object_get(body, "quantity") != NULL)
+			json_object_set(single, "quantity", json_object_get(body, "quantity"));
+		if (take_item(call, single, items, "order") == FIELD_ANSWERED) {
+			json_decref(single);
+			goto done;
+		}
+		json_decref(single);
+	}
+	items_text = json_dumps(items, JSON_COMPACT);
+	values[0] = int_text(user_text, user_id);
+	values[1] = items_text;
+	values[2] = has_coupon == FIELD_OK ? int_text(coupon_text, coupon_id) : NULL;
+	values[3] = has_key == FIELD_OK ? key : NULL;
+	call->on_rows = rows_reply_single;
+	call->ok_status = 201;
+	call_query(call, DB_STMT_PLACE_ORDER, 4, values);
+	free(items_text);
+done:
+	json_decref(items);
+	json_decref(body);
+}
+
+void
+handle_orders_get(call_t *call, h2o_iovec_t id)
+{
+	int_text_t order_text;
+	int64_t order_id;
+	const char *values[1];
+
+	if (validate_path_id(call, id, "orderId", &order_id) == FIELD_ANSWERED)
+		return;
+	values[0] = int_text(order_text, order_id);
+	call->on_rows = rows_reply_single;
+	call_query(call, DB_STMT_GET_ORDER, 1, values);
+}
+
+void
+handle_orders_cancel(call_t *call, h2o_iovec_t id)
+{
+	static const char *const keys[] = {"userId", NULL};
+	int_text_t order_text, user_text;
+	int64_t order_id, user_id;
+	const char *values[2];
+	json_t *body;
+
+	if (validate_path_id(call, id, "orderId", &order_id) == FIELD_ANSWERED)
+		return;
+	if ((body = validate_body(call, keys)) == NULL)
+		return;
+	if (validate_id(call, body, "userId", 1, &user_id) != FIELD_ANSWERED) {
+		values[0] = int_text(order_text, order_id);
+		values[1] = int_text(user_text, user_id);
+		add_extra(call, "orderId", order_id);
+		call->on_rows = rows_reply_single;
+		call_query(call, DB_STMT_CANCEL_ORDER, 2, values);
+	}
+	json_decref(body);
+}
+
+void
+handle_coupons_issue(call_t *call, h2o_iovec_t id)
+{
+	static const char *const keys[] = {"userId", "couponId", NULL};
+	int_text_t user_text, coupon_text;
+	int64_t user_id, coupon_id;
+	const char *values[2];
+	json_t *body;
+
+	(void) id;
+	if ((body = validate_body(call, keys)) == NULL)
+		return;
+	if (validate_id(call, body, "userId", 1, &user_id) != FIELD_ANSWERED &&
+		validate_id(call, body, "couponId", 1, &coupon_id) != FIELD_ANSWERED) {
+		values[0] = int_text(user_text, user_id);
+		values[1] = int_text(coupon_text, coupon_id);
+		add_extra(call, "couponId", coupon_id);
+		add_extra(call, "userId", user_id);
+		call->extra_status = "issued";
+		call->row_first = 1;
+		call->on_rows = rows_reply_single;
+		call->ok_status = 201;
+		call_query(call, DB_STMT_ISSUE_COUPON, 2, values);
+	}
+	json_decref(body);
+}
+
+void
+handle_user_coupons(call_t *call, h2o_iovec_t id)
+{
+	int_text_t user_text;
+	int64_t user_id;
+	const char *values[1];
+
+	if (validate_path_id(call, id, "userId", &user_id) == FIELD_ANSWERED)
+		return;
+	values[0] = int_text(user_text, user_id);
+	call->on_rows = rows_reply_list;
+	call_query(call, DB_STMT_USER_COUPONS, 1, values);
+}
+
+void
+handle_products_list(call_t *call, h2o_iovec_t id)
+{
+	query_param_t params[] = {{"category", 0, ""}, {"keyword", 0, ""}, {"limit", 0, ""}, {"after", 0, ""}};
+	int_text_t limit_text, after_text;
+	int64_t limit = 20, after = 0;
+	int has_after;
+	const char *values[4];
+
+	(void) id;
+	if (validate_query(call, params, 4) == FIELD_ANSWERED ||
+		validate_query_text(call, &params[0]) == FIELD_ANSWERED ||
+		validate_query_text(call, &params[1]) == FIELD_ANSWERED ||
+		validate_query_integer(call, &params[2], 1, 100, &limit) == FIELD_ANSWERED ||
+		(has_after = validate_query_integer(call, &params[3], 1, INT64_MAX, &after)) == FIELD_ANSWERED)
+		return;
+	values[0] = params[0].present ? params[0].value : NULL;
+	values[1] = params[1].present ? params[1].value : NULL;
+	values[2] = int_text(limit_text, limit);
+	values[3] = has_after == FIELD_OK ? int_text(after_text, after) : NULL;
+	call->on_rows = rows_reply_list;
+	call->page_limit = (int) limit;
+	call_query(call, DB_STMT_LIST_PRODUCTS, 4, values);
+}
+
+void
+handle_products_popular(call_t *call, h2o_iovec_t id)
+{
+	query_param_t params[] = {{"days", 0, ""}, {"limit", 0, ""}};
+	int_text_t days_text, limit_text;
+	int64_t days = 3, limit = 5;
+	const char *values[2];
+
+	(void) id;
+	if (validate_query(call, params, 2) == FIELD_ANSWERED ||
+		validate_query_integer(call, &params[0], 1, 365, &days) == FIELD_ANSWERED ||
+		validate_query_integer(call, &params[1], 1, 100, &limit) == FIELD_ANSWERED)
+		return;
+	values[0] = int_text(days_text, days);
+	values[1] = int_text(limit_text, limit);
+	call->on_rows = rows_reply_list;
+	call_query(call, DB_STMT_POPULAR_PRODUCTS, 2, values);
+}
+
+void
+handle_products_get(call_t *call, h2o_iovec_t id)
+{
+	int_text_t product_text;
+	int64_t product_id;
+	const char *values[1];
+
+	if (validate_path_id(call, id, "productId", &product_id) == FIELD_ANSWERED)
+		return;
+	values[0] = int_text(product_text, product_id);
+	call->on_rows = rows_reply_single;
+	call_query(call, DB_STMT_GET_PRODUCT, 1, values);
+}
+
+void
+handle_balance_get(call_t *call, h2o_iovec_t id)
+{
+	int_text_t user_text;
+	int64_t user_id;
+	const char *values[1];
+
+	if (validate_path_id(call, id, "userId", &user_id) == FIELD_ANSWERED)
+		return;
+	values[0] = int_text(user_text, user_id);
+	add_extra(call, "userId", user_id);
+	call->on_rows = rows_reply_single;
+	call_query(call, DB_STMT_GET_BALANCE, 1, values);
+}
+
+void
+handle_balance_charge(call_t *call, h2o_iovec_t id)
+{
+	static const char *const keys[] = {"amount", NULL};
+	int_text_t user_text, amount_text;
+	int64_t user_id, amount;
+	const char *values[2];
+	json_t *body;
+
+	if (validate_path_id(call, id, "userId", &user_id) == FIELD_ANSWERED)
+		return;
+	if ((body = validate_body(call, keys)) == NULL)
+		return;
+	if (validate_integer(call, body, "amount", 1, 1, INT64_MAX, &amount) != FIELD_ANSWERED) {
+		values[0] = int_text(user_text, user_id);
+		values[1] = int_text(amount_text, amount);
+		add_extra(call, "userId", user_id);
+		call->on_rows = rows_reply_single;
+		call_query(call, DB_STMT_CHARGE_BALANCE, 2, values);
+	}
+	json_decref(body);
+}
+
+void
+handle_healthz(call_t *call, h2o_iovec_t id)
+{
+	(void) id;
+	call_reply_json(call, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void
+on_ping_rows(call_t *call, PGresult *res)
+{
+	(void) res;
+	call_reply_json(call, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+void
+handle_readyz(call_t *call, h2o_iovec_t id)
+{
+	(void) id;
+	call->on_rows = on_ping_rows;
+	call_query(call, DB_STMT_PING, 0, NULL);
+}
+
+void
+handle_metrics(call_t *call, h2o_iovec_t id)
+{
+	size_t len;
+	char *text = metrics_render(&len);
+
+	(void) id;
+	call_reply_text(call, 200, "text/plain; version=0.0.4", text, len);
+	free(text);
+}

@@ -1,0 +1,174 @@
+/*
+ * metrics.c
+ *      Prometheus text exposition of every worker's counters and gauges.
+ */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker.h"
+
+static const int status_codes[METRICS_STATUS__COUNT] = {
+#define METRICS_STATUS_CODE(code) code,
+	METRICS_STATUS_LIST(METRICS_STATUS_CODE)
+#undef METRICS_STATUS_CODE
+	0,
+};
+
+static const uint64_t latency_bounds_us[METRICS_LATENCY_BUCKETS] = {
+	500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 5000000
+};
+
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define BUMP(x) __atomic_store_n(&(x), (x) + 1, __ATOMIC_RELAXED)
+
+void
+metrics_record(metrics_t *m, route_id_t route, int status, uint64_t latency_us)
+{
+	int s = METRICS_STATUS_OTHER;
+	int b = 0;
+
+	for (int i = 0; i < METRICS_STATUS_OTHER; i++)
+		if (status_codes[i] == status)
+			s = i;
+	BUMP(m->requests[route][s]);
+	while (b < METRICS_LATENCY_BUCKETS && latency_us > latency_bounds_us[b])
+		b++;
+	BUMP(m->latency_buckets[b]);
+	BUMP(m->latency_count);
+	__atomic_store_n(&m->latency_sum_us, m->latency_sum_us + latency_us, __ATOMIC_RELAXED);
+}
+
+typedef struct text {
+	char *buf;
+	size_t len, cap;
+} text_t;
+
+static void __attribute__((format(printf, 2, 3)))
+text_printf(text_t *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && (size_t) n < t->cap - t->len)
+			break;
+		t->cap = t->cap * 2 + (size_t) n;
+		t->buf = realloc(t->buf, t->cap);
+	}
+	t->len += (size_t) n;
+}
+
+char *
+metrics_render(size_t *len)
+{
+	text_t t = {malloc(16384), 0, 16384};
+	uint64_t cumulative = 0, count = 0, sum = 0;
+
+	text_printf(&t, "# HELP commerce_http_requests_total HTTP requests answered, by route and status.\n"
+				"# TYPE commerce_http_requests_total counter\n");
+	for (int r = 0; r < ROUTE__COUNT; r++)
+		for (int s = 0; s < METRICS_STATUS__COUNT; s++) {
+			uint64_t n = 0;
+
+			for (int w = 0; w < worker_count; w++)
+				n += LOAD(workers[w].metrics.requests[r][s]);
+			if (n == 0)
+				continue;
+			if (status_codes[s] != 0)
+				text_printf(&t, "commerce_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+							route_labels[r], status_codes[s], (unsigned long long) n);
+			else
+				text_printf(&t, "commerce_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
+							route_labels[r], (unsigned long long) n);
+		}
+
+	text_printf(&t, "# HELP commerce_http_request_duration_seconds Time from routing to response.\n"
+				"# TYPE commerce_http_request_duration_seconds histogram\n");
+	for (int b = 0; b <= METRICS_LATENCY_BUCKETS; b++) {
+		for (int w = 0; w < worker_count; w++)
+			cumulative += LOAD(workers[w].metrics.latency_buckets[b]);
+		if (b < METRICS_LATENCY_BUCKETS)
+			text_printf(&t, "commerce_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+						(double) latency_bounds_us[b] / 1e6, (unsigned long long) cumulative);
+		else
+			text_printf(&t, "commerce_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+						(unsigned long long) cumulative);
+	}
+	for (int w = 0; w < worker_count; w++) {
+		count += LOAD(workers[w].metrics.latency_count);
+		sum += LOAD(workers[w].metrics.latency_sum_us);
+	}
+	text_printf(&t, "commerce_http_request_duration_seconds_sum %.6f\n"
+				"commerce_http_request_duration_seconds_count %llu\n",
+				(double) sum / 1e6, (unsigned long long) count);
+
+	{
+		uint64_t ready = 0, total = 0, waiting = 0, in_flight = 0, reconnects = 0, failures = 0, retries = 0;
+		uint64_t queue_full = 0, unavailable = 0, timeouts = 0, open = 0, calls = 0;
+
+		for (int w = 0; w < worker_count; w++) {
+			worker_t *wk = &workers[w];
+
+			ready += (uint64_t) LOAD(wk->db.n_ready);
+			total += (uint64_t) wk->db.size;
+			waiting += (uint64_t) LOAD(wk->db.n_waiting);
+			for (int c = 0; c < wk->db.size; c++)
+				in_flight += (uint64_t) LOAD(wk->db.conns[c].n_in_flight);
+			reconnects += LOAD(wk->db.reconnects);
+			failures += LOAD(wk->db.connect_failures);
+			retries += LOAD(wk->db.retries);
+			queue_full += LOAD(wk->metrics.rejected_queue_full);
+			unavailable += LOAD(wk->metrics.rejected_unavailable);
+			timeouts += LOAD(wk->metrics.timeouts);
+			open += (uint64_t) LOAD(wk->open_connections);
+			calls += (uint64_t) LOAD(wk->calls_in_flight);
+		}
+		text_printf(&t,
+					"# HELP commerce_http_db_connections Database connections per state.\n"
+					"# TYPE commerce_http_db_connections gauge\n"
+					"commerce_http_db_connections{state=\"ready\"} %llu\n"
+					"commerce_http_db_connections{state=\"configured\"} %llu\n"
+					"# HELP commerce_http_db_queries_in_flight Statements sent and not yet answered.\n"
+					"# TYPE commerce_http_db_queries_in_flight gauge\n"
+					"commerce_http_db_queries_in_flight %llu\n"
+					"# HELP commerce_http_queue_waiting Calls waiting for a connection.\n"
+					"# TYPE commerce_http_queue_waiting gauge\n"
+					"commerce_http_queue_waiting %llu\n"
+					"# HELP commerce_http_calls_in_flight Requests accepted and not yet answered.\n"
+					"# TYPE commerce_http_calls_in_flight gauge\n"
+					"commerce_http_calls_in_flight %llu\n"
+					"# HELP commerce_http_open_connections Open client connections.\n"
+					"# TYPE commerce_http_open_connections gauge\n"
+					"commerce_http_open_connections %llu\n"
+					"# HELP commerce_http_db_reconnects_total Connection attempts after a failure.\n"
+					"# TYPE commerce_http_db_reconnects_total counter\n"
+					"commerce_http_db_reconnects_total %llu\n"
+					"# HELP commerce_http_db_connection_failures_total Connections lost or not established.\n"
+					"# TYPE commerce_http_db_connection_failures_total counter\n"
+					"commerce_http_db_connection_failures_total %llu\n"
+					"# HELP commerce_http_db_retries_total Calls run again after a deadlock or serialization failure.\n"
+					"# TYPE commerce_http_db_retries_total counter\n"
+					"commerce_http_db_retries_total %llu\n"
+					"# HELP commerce_http_rejected_total Calls answered 503/504 without a database answer.\n"
+					"# TYPE commerce_http_rejected_total counter\n"
+					"commerce_http_rejected_total{reason=\"queue_full\"} %llu\n"
+					"commerce_http_rejected_total{reason=\"unavailable\"} %llu\n"
+					"commerce_http_rejected_total{reason=\"timeout\"} %llu\n",
+					(unsigned long long) ready, (unsigned long long) total,
+					(unsigned long long) in_flight, (unsigned long long) waiting,
+					(unsigned long long) calls, (unsigned long long) open,
+					(unsigned long long) reconnects, (unsigned long long) failures,
+					(unsigned long long) retries,
+					(unsigned long long) queue_full, (unsigned long long) unavailable,
+					(unsigned long long) timeouts);
+	}
+	*len = t.len;
+	return t.buf;
+}

@@ -1,0 +1,43 @@
+/*
+ * metrics.h
+ *      Per-thread counters, written only by their own thread and summed at
+ *      scrape time (relaxed atomic loads; a scrape may be a few requests
+ *      behind, never torn).
+ */
+#ifndef COMMERCE_HTTP_METRICS_H
+#define COMMERCE_HTTP_METRICS_H
+
+#include <stdint.h>
+#include "router.h"
+
+/* The statuses the daemon answers with; anything else counts as "other". */
+#define METRICS_STATUS_LIST(X) \
+	X(200) X(201) X(400) X(402) X(404) X(405) X(409) X(413) X(422) X(500) X(503) X(504)
+
+enum {
+#define METRICS_STATUS_ENUM(code) METRICS_STATUS_##code,
+	METRICS_STATUS_LIST(METRICS_STATUS_ENUM)
+#undef METRICS_STATUS_ENUM
+	METRICS_STATUS_OTHER,
+	METRICS_STATUS__COUNT
+};
+
+/* Upper bounds in microseconds of the latency histogram's buckets. */
+#define METRICS_LATENCY_BUCKETS 12
+
+typedef struct metrics {
+	uint64_t requests[ROUTE__COUNT][METRICS_STATUS__COUNT];
+	uint64_t latency_buckets[METRICS_LATENCY_BUCKETS + 1];	/* last: +Inf */
+	uint64_t latency_count;
+	uint64_t latency_sum_us;
+	uint64_t rejected_queue_full;
+	uint64_t rejected_unavailable;
+	uint64_t timeouts;
+} metrics_t;
+
+void metrics_record(metrics_t *m, route_id_t route, int status, uint64_t latency_us);
+
+/* Renders every thread's counters and gauges; the caller frees the result. */
+char *metrics_render(size_t *len);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * router.h
+ *      The route table: method, path pattern, handler and the label the
+ *      metrics use.  "{id}" matches one path segment, which the handler
+ *      validates; literal routes are listed before patterns they shadow.
+ *
+ * X(NAME, "METHOD", "/path/{id}", handler)
+ */
+#ifndef COMMERCE_HTTP_ROUTER_H
+#define COMMERCE_HTTP_ROUTER_H
+
+#include "h2o_includes.h"
+
+#define ROUTE_TABLE(X) \
+	X(ORDERS_CREATE, "POST", "/api/orders", handle_orders_create) \
+	X(ORDERS_GET, "GET", "/api/orders/{id}", handle_orders_get) \
+	X(ORDERS_CANCEL, "POST", "/api/orders/{id}/cancel", handle_orders_cancel) \
+	X(COUPONS_ISSUE, "POST", "/api/coupons/issue", handle_coupons_issue) \
+	X(USER_COUPONS, "GET", "/api/users/{id}/coupons", handle_user_coupons) \
+	X(PRODUCTS_LIST, "GET", "/api/products", handle_products_list) \
+	X(PRODUCTS_POPULAR, "GET", "/api/products/popular", handle_products_popular) \
+	X(PRODUCTS_GET, "GET", "/api/products/{id}", handle_products_get) \
+	X(BALANCE_GET, "GET", "/api/users/{id}/balance", handle_balance_get) \
+	X(BALANCE_CHARGE, "POST", "/api/users/{id}/balance/charge", handle_balance_charge) \
+	X(HEALTHZ, "GET", "/healthz", handle_healthz) \
+	X(READYZ, "GET", "/readyz", handle_readyz) \
+	X(METRICS, "GET", "/metrics", handle_metrics)
+
+typedef enum route_id {
+#define ROUTE_ENUM(name, method, pattern, handler) ROUTE_##name,
+	ROUTE_TABLE(ROUTE_ENUM)
+#undef ROUTE_ENUM
+	ROUTE_UNMATCHED,
+	ROUTE__COUNT
+} route_id_t;
+
+extern const char *const route_labels[ROUTE__COUNT];
+
+/* The h2o on_req callback of the one handler registered at "/". */
+int router_on_req(h2o_handler_t *self, h2o_req_t *req);
+
+#endif

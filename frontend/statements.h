@@ -1,0 +1,49 @@
+/*
+ * statements.h
+ *      The one list of SQL statements commerce-http prepares.
+ *
+ * Every connection prepares all of them right after it connects (and again
+ * after every reconnect), so a REST call is always one Bind/Execute/Sync of
+ * a statement known by name.  The columns are aliased to the snake_case
+ * names the JSON encoder turns into camelCase keys; timestamps are rendered
+ * through to_json so clients get ISO 8601 rather than DateStyle output.
+ *
+ * X(NAME, "sql", nparams)
+ */
+#ifndef COMMERCE_HTTP_STATEMENTS_H
+#define COMMERCE_HTTP_STATEMENTS_H
+
+#define DB_STATEMENT_TABLE(X) \
+	X(PING, "SELECT 1 AS ok", 0) \
+	X(GET_PRODUCT, \
+	  "SELECT id, name, category, price, stock FROM commerce.get_product($1)", 1) \
+	X(LIST_PRODUCTS, \
+	  "SELECT id, name, category, price, stock FROM commerce.list_products($1, $2, $3, $4)", 4) \
+	X(POPULAR_PRODUCTS, \
+	  "SELECT product_id, name, quantity_sold FROM commerce.popular_products($1, $2)", 2) \
+	X(PLACE_ORDER, \
+	  "SELECT order_id, status, total_amount, discount_amount, paid_amount " \
+	  "FROM commerce.place_order($1, $2::jsonb, $3, $4)", 4) \
+	X(CANCEL_ORDER, "SELECT commerce.cancel_order($1, $2) AS status", 2) \
+	X(GET_ORDER, \
+	  "SELECT order_id, user_id, status, total_amount, discount_amount, paid_amount, " \
+	  "coupon_id, issued_coupon_id, to_json(created_at) #>> '{}' AS created_at, " \
+	  "to_json(cancelled_at) #>> '{}' AS cancelled_at, coalesce(items, '[]') AS items " \
+	  "FROM commerce.get_order($1)", 1) \
+	X(ISSUE_COUPON, "SELECT commerce.issue_coupon($1, $2) AS issued_coupon_id", 2) \
+	X(USER_COUPONS, \
+	  "SELECT issued_coupon_id, coupon_id, code, name, status, discount_type, discount_value, " \
+	  "max_discount, min_order_amount, to_json(valid_until) #>> '{}' AS valid_until, " \
+	  "to_json(issued_at) #>> '{}' AS issued_at, to_json(used_at) #>> '{}' AS used_at, order_id " \
+	  "FROM commerce.user_coupons($1)", 1) \
+	X(GET_BALANCE, "SELECT commerce.get_balance($1) AS balance", 1) \
+	X(CHARGE_BALANCE, "SELECT commerce.charge_balance($1, $2) AS balance", 2)
+
+typedef enum db_statement {
+#define DB_STATEMENT_ENUM(name, sql, nparams) DB_STMT_##name,
+	DB_STATEMENT_TABLE(DB_STATEMENT_ENUM)
+#undef DB_STATEMENT_ENUM
+	DB_STMT__COUNT
+} db_statement_t;
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * validate.h
+ *      Strict input checks.  Each function either yields a value or answers
+ *      the call (400 naming the field, or 413) and says so; handlers stop at
+ *      the first answer.
+ */
+#ifndef COMMERCE_HTTP_VALIDATE_H
+#define COMMERCE_HTTP_VALIDATE_H
+
+#include <stdint.h>
+#include <jansson.h>
+#include "call.h"
+
+#define VALIDATE_MAX_DEPTH 8
+#define VALIDATE_MAX_ITEMS 100
+#define VALIDATE_MAX_QUANTITY 10000
+#define VALIDATE_MAX_TEXT 100
+
+enum { FIELD_ANSWERED = -1, FIELD_ABSENT = 0, FIELD_OK = 1 };
+
+/* The body as a JSON object with only allowed keys (NULL-terminated list). */
+json_t *validate_body(call_t *call, const char *const *allowed);
+
+/* A positive 64-bit integer; JSON null counts as absent. */
+int validate_id(call_t *call, json_t *obj, const char *key, int required, int64_t *out);
+int validate_integer(call_t *call, json_t *obj, const char *key, int required,
+					 int64_t min, int64_t max, int64_t *out);
+int validate_path_id(call_t *call, h2o_iovec_t segment, const char *name, int64_t *out);
+
+typedef struct query_param {
+	const char *name;
+	int present;
+	char value[VALIDATE_MAX_TEXT * 4 + 1];
+} query_param_t;
+
+/* Parses the query string into params; unknown or repeated names are 400. */
+int validate_query(call_t *call, query_param_t *params, int nparams);
+int validate_query_integer(call_t *call, query_param_t *p, int64_t min, int64_t max, int64_t *out);
+int validate_query_text(call_t *call, query_param_t *p);
+
+#endif

@@ -1,0 +1,676 @@
+"""commerce-http against a real PostgreSQL cluster: every route, every row
+of the error table, bad input, database restart, deadlines, load shedding,
+client disconnects, SIGTERM draining and first-come-first-served under
+concurrency.  Run through tests/http/run.sh."""
+import concurrent.futures
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import unittest
+
+from harness import (CONNINFO, Daemon, HTTP_PORT, ROOT, TableLock, get, pg_start, pg_stop, post, psql,
+                     psql_value, raw_exchange, request)
+
+MAIN = None
+SEQ = [0]
+
+
+def unique(prefix):
+    SEQ[0] += 1
+    return f"{prefix}-{os.getpid()}-{SEQ[0]}-{time.time_ns()}"
+
+
+def new_user(balance=1_000_000):
+    uid = int(psql_value(f"SELECT commerce.create_user('{unique('u')}')"))
+    if balance:
+        psql(f"SELECT commerce.charge_balance({uid}, {balance})")
+    return uid
+
+
+def new_product(price=1000, stock=100, category="test", buckets=None, name=None):
+    b = "NULL" if buckets is None else str(buckets)
+    return int(psql_value(f"SELECT commerce.create_product('{name or unique('p')}', {price}, {stock}, "
+                          f"'{category}', {b})"))
+
+
+def new_coupon(quantity=100, kind="fixed", value=100, valid_from="now()", min_order=0):
+    return int(psql_value(f"SELECT commerce.create_coupon('{unique('c')}', '{kind}', {value}, {quantity}, "
+                          f"{valid_from}, NULL, {min_order})"))
+
+
+def setUpModule():
+    global MAIN
+    MAIN = Daemon().start()
+
+
+def tearDownModule():
+    status = MAIN.stop()
+    report = MAIN.sanitizer_report()
+    assert status == 0, f"main daemon exited {status}"
+    assert report is None, report
+
+
+class SanitizerCheck:
+    def assertCleanExit(self, daemon, status):
+        self.assertEqual(status, 0, daemon.read_log()[-2000:])
+        self.assertIsNone(daemon.sanitizer_report())
+
+
+class RoutesTest(unittest.TestCase):
+    """Every route of SPEC §5 answers with its documented shape."""
+
+    def test_healthz(self):
+        r = get("/healthz")
+        self.assertEqual((r.status, r.json), (200, {"status": "ok"}))
+
+    def test_readyz(self):
+        r = get("/readyz")
+        self.assertEqual((r.status, r.json), (200, {"status": "ready"}))
+
+    def test_product_get(self):
+        pid = new_product(price=1234, stock=7, category="books", name=unique("Book"))
+        r = get(f"/api/products/{pid}")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(set(r.json), {"id", "name", "category", "price", "stock"})
+        self.assertEqual((r.json["id"], r.json["price"], r.json["stock"], r.json["category"]),
+                         (pid, 1234, 7, "books"))
+        self.assertIn("application/json", r.headers["content-type"])
+
+    def test_product_list_pages_with_next(self):
+        cat = unique("cat")
+        ids = [new_product(category=cat) for _ in range(3)]
+        r = get(f"/api/products?category={cat}&limit=2")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([p["id"] for p in r.json["items"]], ids[:2])
+        self.assertEqual(r.json["next"], ids[1])
+        r = get(f"/api/products?category={cat}&limit=2&after={r.json['next']}")
+        self.assertEqual([p["id"] for p in r.json["items"]], ids[2:])
+        self.assertIsNone(r.json["next"])
+
+    def test_product_list_keyword(self):
+        word = unique("Kw").replace("-", "")
+        pid = new_product(name=f"Blue {word} Mug")
+        r = get(f"/api/products?keyword={word.lower()}")
+        self.assertEqual([p["id"] for p in r.json["items"]], [pid])
+        r = get("/api/products?keyword=blue%20" + word)
+        self.assertEqual([p["id"] for p in r.json["items"]], [pid])
+
+    def test_popular(self):
+        pid = new_product(stock=1000)
+        uid = new_user()
+        r = post("/api/orders", {"userId": uid, "productId": pid, "quantity": 900})
+        self.assertEqual(r.status, 201, r)
+        r = get("/api/products/popular?days=3&limit=5")
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(pid, [i["productId"] for i in r.json["items"] if i["quantitySold"] == 900], r)
+        self.assertEqual(set(r.json["items"][0]), {"productId", "name", "quantitySold"})
+        self.assertEqual(get("/api/products/popular").status, 200)
+
+    def test_balance_get_and_charge(self):
+        uid = new_user(balance=0)
+        self.assertEqual(get(f"/api/users/{uid}/balance").json, {"userId": uid, "balance": 0})
+        r = post(f"/api/users/{uid}/balance/charge", {"amount": 5000})
+        self.assertEqual((r.status, r.json), (200, {"userId": uid, "balance": 5000}))
+        self.assertEqual(get(f"/api/users/{uid}/balance").json["balance"], 5000)
+
+    def test_coupon_issue_and_list(self):
+        uid, cid = new_user(), new_coupon()
+        r = post("/api/coupons/issue", {"userId": uid, "couponId": cid})
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(set(r.json), {"issuedCouponId", "couponId", "userId", "status"})
+        self.assertEqual((r.json["couponId"], r.json["userId"], r.json["status"]), (cid, uid, "issued"))
+        r2 = get(f"/api/users/{uid}/coupons")
+        self.assertEqual(r2.status, 200, r2)
+        item = r2.json["items"][0]
+        self.assertEqual((item["issuedCouponId"], item["couponId"], item["status"]),
+                         (r.json["issuedCouponId"], cid, "issued"))
+        for key in ("code", "discountType", "discountValue", "issuedAt", "usedAt", "orderId"):
+            self.assertIn(key, item)
+
+    def test_order_lifecycle(self):
+        uid, cid = new_user(balance=100_000), new_coupon(value=500)
+        p1, p2 = new_product(price=1000, stock=10), new_product(price=300, stock=10)
+        self.assertEqual(post("/api/coupons/issue", {"userId": uid, "couponId": cid}).status, 201)
+        r = post("/api/orders", {"userId": uid, "items": [{"productId": p1, "quantity": 2},
+                                                          {"productId": p2, "quantity": 1}],
+                                 "couponId": cid})
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(set(r.json), {"orderId", "status", "totalAmount", "discountAmount", "paidAmount"})
+        self.assertEqual((r.json["status"], r.json["totalAmount"], r.json["discountAmount"], r.json["paidAmount"]),
+                         ("paid", 2300, 500, 1800))
+        oid = r.json["orderId"]
+        g = get(f"/api/orders/{oid}")
+        self.assertEqual(g.status, 200, g)
+        self.assertEqual((g.json["orderId"], g.json["userId"], g.json["status"], g.json["couponId"]),
+                         (oid, uid, "paid", cid))
+        self.assertEqual(sorted((i["productId"], i["quantity"], i["unitPrice"], i["amount"]) for i in g.json["items"]),
+                         sorted([(p1, 2, 1000, 2000), (p2, 1, 300, 300)]))
+        self.assertRegex(g.json["createdAt"], r"^\d{4}-\d\d-\d\dT")
+        self.assertEqual(get(f"/api/users/{uid}/balance").json["balance"], 100_000 - 1800)
+        c = post(f"/api/orders/{oid}/cancel", {"userId": uid})
+        self.assertEqual((c.status, c.json), (200, {"orderId": oid, "status": "cancelled"}))
+        self.assertEqual(get(f"/api/users/{uid}/balance").json["balance"], 100_000)
+        self.assertEqual(get(f"/api/orders/{oid}").json["status"], "cancelled")
+        self.assertEqual(get(f"/api/products/{p1}").json["stock"], 10)
+
+    def test_order_single_form(self):
+        uid, pid = new_user(), new_product(price=700, stock=5)
+        r = post("/api/orders", {"userId": uid, "productId": pid, "quantity": 3})
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json["totalAmount"], 2100)
+        self.assertEqual(get(f"/api/products/{pid}").json["stock"], 2)
+
+    def test_idempotency_replay(self):
+        uid, pid = new_user(), new_product(stock=10)
+        key = {"Idempotency-Key": unique("key")}
+        body = {"userId": uid, "items": [{"productId": pid, "quantity": 1}]}
+        a = post("/api/orders", body, headers=key)
+        b = post("/api/orders", body, headers=key)
+        self.assertEqual((a.status, b.status), (201, 201))
+        self.assertEqual(a.json, b.json)
+        self.assertEqual(get(f"/api/products/{pid}").json["stock"], 9)
+
+    def test_metrics(self):
+        get("/healthz")
+        r = get("/metrics")
+        self.assertEqual(r.status, 200)
+        self.assertIn("text/plain", r.headers["content-type"])
+        for needle in ('commerce_http_requests_total{route="GET /healthz",status="200"}',
+                       "commerce_http_request_duration_seconds_bucket{le=\"+Inf\"}",
+                       "commerce_http_db_connections{state=\"ready\"} 4",
+                       "commerce_http_queue_waiting", "commerce_http_db_reconnects_total"):
+            self.assertIn(needle, r.raw)
+
+    def test_keep_alive_many_requests(self):
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", HTTP_PORT, timeout=10)
+        for _ in range(50):
+            conn.request("GET", "/healthz")
+            self.assertEqual(conn.getresponse().read(), b'{"status":"ok"}')
+        conn.close()
+
+
+class ErrorTableTest(unittest.TestCase):
+    """Each row of extension/commerce_errors.h reaches the client with its
+    status and code, with the database's message."""
+
+    def assertError(self, r, status, code):
+        self.assertEqual((r.status, r.code), (status, code), r)
+        self.assertEqual(set(r.json), {"error"})
+        self.assertEqual(set(r.json["error"]), {"code", "message"})
+        self.assertTrue(r.json["error"]["message"])
+
+    def test_header_matches_database(self):
+        with open(os.path.join(ROOT, "extension", "commerce_errors.h")) as f:
+            header = re.findall(r'X\((\w+),\s*"(PC\w+)",\s*(\d+)', f.read())
+        db = psql("SELECT code, sqlstate, http_status FROM commerce.error_codes() ORDER BY sqlstate")
+        self.assertEqual(sorted((c, s, int(h)) for c, s, h in header), sorted((c, s, int(h)) for c, s, h in db))
+
+    def test_invalid_argument_from_database(self):
+        # two lines of one product, each valid alone, over the per-order maximum together
+        uid, pid = new_user(), new_product()
+        r = post("/api/orders", {"userId": uid, "items": [{"productId": pid, "quantity": 6000},
+                                                          {"productId": pid, "quantity": 6000}]})
+        self.assertError(r, 400, "INVALID_ARGUMENT")
+
+    def test_not_found(self):
+        self.assertError(get("/api/products/999999999"), 404, "NOT_FOUND")
+        self.assertError(get("/api/orders/999999999"), 404, "NOT_FOUND")
+        self.assertError(get("/api/users/999999999/balance"), 404, "NOT_FOUND")
+        self.assertError(get("/api/users/999999999/coupons"), 404, "NOT_FOUND")
+        self.assertError(post("/api/coupons/issue", {"userId": new_user(), "couponId": 999999999}), 404, "NOT_FOUND")
+        self.assertError(post("/api/orders/999999999/cancel", {"userId": new_user()}), 404, "NOT_FOUND")
+        self.assertError(post("/api/orders", {"userId": 999999999, "productId": new_product(), "quantity": 1}),
+                         404, "NOT_FOUND")
+
+    def test_out_of_stock(self):
+        uid, pid = new_user(), new_product(stock=2)
+        self.assertError(post("/api/orders", {"userId": uid, "productId": pid, "quantity": 3}), 409, "OUT_OF_STOCK")
+        self.assertEqual(get(f"/api/products/{pid}").json["stock"], 2)
+
+    def test_coupon_sold_out(self):
+        cid = new_coupon(quantity=1)
+        self.assertEqual(post("/api/coupons/issue", {"userId": new_user(), "couponId": cid}).status, 201)
+        self.assertError(post("/api/coupons/issue", {"userId": new_user(), "couponId": cid}), 409, "COUPON_SOLD_OUT")
+
+    def test_coupon_already_issued(self):
+        uid, cid = new_user(), new_coupon()
+        self.assertEqual(post("/api/coupons/issue", {"userId": uid, "couponId": cid}).status, 201)
+        self.assertError(post("/api/coupons/issue", {"userId": uid, "couponId": cid}), 409, "COUPON_ALREADY_ISSUED")
+
+    def test_coupon_not_usable(self):
+        uid, cid, pid = new_user(), new_coupon(), new_product()
+        self.assertError(post("/api/orders", {"userId": uid, "productId": pid, "quantity": 1, "couponId": cid}),
+                         422, "COUPON_NOT_USABLE")
+
+    def test_coupon_not_active(self):
+        cid = new_coupon(valid_from="now() + interval '1 day'")
+        self.assertError(post("/api/coupons/issue", {"userId": new_user(), "couponId": cid}), 422, "COUPON_NOT_ACTIVE")
+
+    def test_insufficient_balance(self):
+        uid, pid = new_user(balance=10), new_product(price=1000)
+        self.assertError(post("/api/orders", {"userId": uid, "productId": pid, "quantity": 1}),
+                         402, "INSUFFICIENT_BALANCE")
+
+    def test_idempotency_mismatch(self):
+        uid, pid = new_user(), new_product()
+        key = {"Idempotency-Key": unique("key")}
+        self.assertEqual(post("/api/orders", {"userId": uid, "productId": pid, "quantity": 1}, headers=key).status, 201)
+        self.assertError(post("/api/orders", {"userId": uid, "productId": pid, "quantity": 2}, headers=key),
+                         422, "IDEMPOTENCY_MISMATCH")
+
+    def test_unknown_route_and_method(self):
+        self.assertError(get("/api/nothing"), 404, "NOT_FOUND")
+        self.assertError(get("/"), 404, "NOT_FOUND")
+        r = request("DELETE", "/api/products/1")
+        self.assertError(r, 405, "METHOD_NOT_ALLOWED")
+        self.assertEqual(r.headers.get("allow"), "GET")
+        self.assertError(get("/api/orders"), 405, "METHOD_NOT_ALLOWED")
+        self.assertError(request("PUT", "/api/coupons/issue", {}), 405, "METHOD_NOT_ALLOWED")
+
+    def test_payload_too_large(self):
+        big = '{"userId": 1, "couponId": 1, "pad": "' + "x" * 70000 + '"}'
+        self.assertError(request("POST", "/api/coupons/issue", raw_body=big), 413, "PAYLOAD_TOO_LARGE")
+        # far over: h2o's own cap answers 413 from the Content-Length alone
+        out = raw_exchange(b"POST /api/coupons/issue HTTP/1.1\r\nHost: x\r\nContent-Length: 600000\r\n\r\n", timeout=2)
+        self.assertTrue(out.startswith(b"HTTP/1.1 413"), out[:100])
+
+
+class BadInputTest(unittest.TestCase):
+    """Nothing a client sends is taken on trust: each bad field is a 400 that
+    names it, and the daemon stays up."""
+
+    def assertInvalid(self, r, field):
+        self.assertEqual((r.status, r.code), (400, "INVALID_ARGUMENT"), r)
+        self.assertIn(field, r.json["error"]["message"], r)
+
+    def test_order_fields(self):
+        pid = new_product()
+        cases = [
+            ({"items": [{"productId": pid, "quantity": 1}]}, "userId"),
+            ({"userId": "1", "productId": pid, "quantity": 1}, "userId"),
+            ({"userId": 0, "productId": pid, "quantity": 1}, "userId"),
+            ({"userId": -5, "productId": pid, "quantity": 1}, "userId"),
+            ({"userId": 1.5, "productId": pid, "quantity": 1}, "userId"),
+            ({"userId": True, "productId": pid, "quantity": 1}, "userId"),
+            ({"userId": 1, "items": []}, "items"),
+            ({"userId": 1, "items": {}}, "items"),
+            ({"userId": 1, "items": [{"productId": pid, "quantity": 1}] * 101}, "items"),
+            ({"userId": 1, "items": [{"productId": pid}]}, "items[0].quantity"),
+            ({"userId": 1, "items": [{"productId": pid, "quantity": 0}]}, "items[0].quantity"),
+            ({"userId": 1, "items": [{"productId": pid, "quantity": 10001}]}, "items[0].quantity"),
+            ({"userId": 1, "items": [{"productId": pid, "quantity": "2"}]}, "items[0].quantity"),
+            ({"userId": 1, "items": [{"productId": "x", "quantity": 2}]}, "items[0].productId"),
+            ({"userId": 1, "items": [{"quantity": 2}]}, "items[0].productId"),
+            ({"userId": 1, "items": [{"productId": pid, "quantity": 1, "price": 1}]}, "items[0].price"),
+            ({"userId": 1, "items": [{"productId": pid, "quantity": 1}, 7]}, "items[1]"),
+            ({"userId": 1, "productId": pid}, "quantity"),
+            ({"userId": 1, "productId": pid, "quantity": -1}, "quantity"),
+            ({"userId": 1}, "items"),
+            ({"userId": 1, "productId": pid, "quantity": 1, "items": [{"productId": pid, "quantity": 1}]}, "items"),
+            ({"userId": 1, "productId": pid, "quantity": 1, "couponId": "3"}, "couponId"),
+            ({"userId": 1, "productId": pid, "quantity": 1, "couponId": 0}, "couponId"),
+            ({"userId": 1, "productId": pid, "quantity": 1, "discount": 100}, "discount"),
+        ]
+        for body, field in cases:
+            with self.subTest(body=body):
+                self.assertInvalid(post("/api/orders", body), field)
+
+    def test_json_syntax(self):
+        for raw, field in [("", "body"), ("{", "body"), ("[1]", "body"), ("null", "body"), ("42", "body"),
+                           ('{"userId": 1, "userId": 2, "couponId": 1}', "body"),
+                           ('{"userId": 1, "couponId": 1} trailing', "body"),
+                           ('{"userId": 9223372036854775808, "couponId": 1}', "body"),
+                           ('{"userId": 1, "couponId": 1, "x": ' + "[" * 20 + "]" * 20 + "}", "body"),
+                           ("[" * 1000, "body"), ('{"userId": "\\u0000", "couponId": 1}', "body"),
+                           (b'{"userId": "\xff", "couponId": 1}', "body")]:
+            with self.subTest(raw=raw[:40]):
+                self.assertInvalid(request("POST", "/api/coupons/issue", raw_body=raw), field)
+
+    def test_unknown_field_with_long_unicode_name(self):
+        # the message quotes the first 64 bytes of the name, cut inside a character
+        r = request("POST", "/api/coupons/issue", raw_body=json.dumps({"가" * 40: 1}, ensure_ascii=False).encode())
+        self.assertEqual((r.status, r.code), (400, "INVALID_ARGUMENT"), r)
+
+    def test_largest_id_is_accepted(self):
+        r = post("/api/coupons/issue", {"userId": 9223372036854775807, "couponId": 9223372036854775807})
+        self.assertEqual((r.status, r.code), (404, "NOT_FOUND"), r)
+
+    def test_other_bodies(self):
+        uid = new_user()
+        self.assertInvalid(post("/api/coupons/issue", {"userId": uid}), "couponId")
+        self.assertInvalid(post("/api/coupons/issue", {"couponId": 1}), "userId")
+        self.assertInvalid(post(f"/api/users/{uid}/balance/charge", {"amount": 0}), "amount")
+        self.assertInvalid(post(f"/api/users/{uid}/balance/charge", {"amount": "10"}), "amount")
+        self.assertInvalid(post(f"/api/users/{uid}/balance/charge", {}), "amount")
+        self.assertInvalid(post("/api/orders/1/cancel", {}), "userId")
+        self.assertInvalid(post("/api/orders/1/cancel", {"userId": 1, "reason": "x"}), "reason")
+
+    def test_path_ids(self):
+        for path, field in [("/api/products/abc", "productId"), ("/api/products/0", "productId"),
+                            ("/api/products/-1", "productId"), ("/api/products/01", "productId"),
+                            ("/api/products/9223372036854775808", "productId"),
+                            ("/api/products/99999999999999999999999", "productId"),
+                            ("/api/orders/1e3", "orderId"), ("/api/users/x/balance", "userId"),
+                            ("/api/users/0/coupons", "userId")]:
+            with self.subTest(path=path):
+                self.assertInvalid(get(path), field)
+        self.assertInvalid(post("/api/orders/zz/cancel", {"userId": 1}), "orderId")
+        self.assertInvalid(post("/api/users/zz/balance/charge", {"amount": 1}), "userId")
+
+    def test_query_parameters(self):
+        for path, field in [("/api/products?limit=0", "limit"), ("/api/products?limit=101", "limit"),
+                            ("/api/products?limit=abc", "limit"), ("/api/products?limit=", "limit"),
+                            ("/api/products?after=-1", "after"), ("/api/products?limit=1&limit=2", "limit"),
+                            ("/api/products?sort=price", "sort"), ("/api/products?keyword=" + "a" * 101, "keyword"),
+                            ("/api/products?keyword=%zz", "keyword"), ("/api/products?keyword=%00", "keyword"),
+                            ("/api/products?category=%ff", "category"),
+                            ("/api/products/popular?days=0", "days"), ("/api/products/popular?days=366", "days"),
+                            ("/api/products/popular?limit=1000", "limit")]:
+            with self.subTest(path=path):
+                self.assertInvalid(get(path), field)
+
+    def test_idempotency_key_header(self):
+        uid, pid = new_user(), new_product()
+        body = {"userId": uid, "productId": pid, "quantity": 1}
+        self.assertInvalid(post("/api/orders", body, headers={"Idempotency-Key": "k" * 129}), "Idempotency-Key")
+        self.assertInvalid(post("/api/orders", body, headers={"Idempotency-Key": "has space"}), "Idempotency-Key")
+
+    def test_no_h2c_upgrade(self):
+        out = raw_exchange(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                           b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", timeout=1)
+        self.assertTrue(out.startswith(b"HTTP/1.1 200"), out[:100])
+
+    def test_no_prior_knowledge_http2(self):
+        out = raw_exchange(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00", timeout=1)
+        self.assertTrue(out == b"" or out.startswith(b"HTTP/1.1 4"), out[:100])
+
+    def test_garbage_does_not_crash(self):
+        for data in [b"\x00\x01\x02\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+                     b"POST /api/orders HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+                     b"POST /api/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                     b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"]:
+            raw_exchange(data, timeout=1)
+        self.assertEqual(get("/healthz").status, 200)
+
+
+class FaultTest(unittest.TestCase, SanitizerCheck):
+    """Faults end in an answer, never a hang or a crash."""
+    PORT = HTTP_PORT + 1
+
+    def daemon(self, *args, **kw):
+        return Daemon(*args, port=self.PORT, **kw)
+
+    def test_database_restart(self):
+        d = self.daemon(threads=2, pool_size=2).start()
+        try:
+            pid = new_product()
+            self.assertEqual(get(f"/api/products/{pid}", port=self.PORT).status, 200)
+            pg_stop()
+            try:
+                t0 = time.time()
+                r = get(f"/api/products/{pid}", port=self.PORT)
+                self.assertEqual((r.status, r.code), (503, "UNAVAILABLE"), r)
+                self.assertEqual(r.headers.get("retry-after"), "1")
+                self.assertLess(time.time() - t0, 1.0)
+                self.assertEqual(get("/readyz", port=self.PORT).status, 503)
+                self.assertEqual(get("/healthz", port=self.PORT).status, 200)
+            finally:
+                pg_start()
+            deadline = time.time() + 10
+            while time.time() < deadline and get("/readyz", port=self.PORT).status != 200:
+                time.sleep(0.1)
+            # every connection is back: statements re-prepared on each
+            deadline = time.time() + 10
+            while time.time() < deadline and 'state="ready"} 4' not in get("/metrics", port=self.PORT).raw:
+                time.sleep(0.1)
+            self.assertIn('commerce_http_db_connections{state="ready"} 4', get("/metrics", port=self.PORT).raw)
+            for _ in range(20):
+                self.assertEqual(get(f"/api/products/{pid}", port=self.PORT).status, 200)
+            m = get("/metrics", port=self.PORT).raw
+            self.assertRegex(m, r"commerce_http_db_reconnects_total [1-9]")
+        finally:
+            self.assertCleanExit(d, d.stop())
+
+    def test_database_stops_with_calls_in_flight(self):
+        pid = new_product()
+        d = self.daemon("--deadline-ms", "20000", threads=1, pool_size=2).start()
+        try:
+            lock = TableLock("commerce.products").__enter__()
+            with concurrent.futures.ThreadPoolExecutor(6) as ex:
+                futures = [ex.submit(get, f"/api/products/{pid}", port=self.PORT) for _ in range(6)]
+                time.sleep(0.5)
+                t0 = time.time()
+                pg_stop()
+                try:
+                    results = [f.result() for f in futures]
+                    self.assertLess(time.time() - t0, 5)
+                finally:
+                    lock.proc.stdin.close()
+                    lock.proc.wait(10)
+                    lock.proc.stdout.close()
+                    pg_start()
+            # a call may still finish between the lock holder's end and its own backend's
+            self.assertTrue(all((r.status, r.code) in ((200, None), (503, "UNAVAILABLE")) for r in results),
+                            results)
+            deadline = time.time() + 10
+            while time.time() < deadline and get("/readyz", port=self.PORT).status != 200:
+                time.sleep(0.1)
+            self.assertEqual(get(f"/api/products/{pid}", port=self.PORT).status, 200)
+        finally:
+            self.assertCleanExit(d, d.stop())
+
+    def test_database_down_at_start_then_up(self):
+        pg_stop()
+        try:
+            d = self.daemon().spawn()
+            t0 = time.time()
+            time.sleep(0.5)
+            self.assertEqual(get("/readyz", port=self.PORT).status, 503)
+            self.assertEqual(get("/api/products/1", port=self.PORT).status, 503)
+        finally:
+            pg_start()
+        try:
+            deadline = time.time() + 10
+            while time.time() < deadline and get("/readyz", port=self.PORT).status != 200:
+                time.sleep(0.1)
+            self.assertEqual(get("/readyz", port=self.PORT).status, 200)
+            self.assertLess(time.time() - t0, 12)
+        finally:
+            self.assertCleanExit(d, d.stop())
+
+    def test_deadline_answers_504(self):
+        pid = new_product()
+        with self.daemon("--deadline-ms", "300").start() as d:
+            with TableLock("commerce.products"):
+                t0 = time.time()
+                r = get(f"/api/products/{pid}", port=self.PORT)
+                self.assertEqual((r.status, r.code), (504, "TIMEOUT"), r)
+                self.assertLess(time.time() - t0, 2)
+            # the late result is discarded; the connection keeps serving
+            for _ in range(10):
+                self.assertEqual(get(f"/api/products/{pid}", port=self.PORT).status, 200)
+        self.assertIsNone(d.sanitizer_report())
+
+    def test_queue_full_sheds_load(self):
+        pid = new_product()
+        d = self.daemon("--deadline-ms", "1500", "--pipeline-depth", "1", "--queue-size", "3",
+                        threads=1, pool_size=1).start()
+        try:
+            with TableLock("commerce.products"):
+                with concurrent.futures.ThreadPoolExecutor(20) as ex:
+                    results = list(ex.map(lambda _: get(f"/api/products/{pid}", port=self.PORT), range(20)))
+            statuses = sorted(r.status for r in results)
+            shed = [r for r in results if r.status == 503]
+            self.assertGreaterEqual(len(shed), 15, statuses)
+            self.assertTrue(all(r.headers.get("retry-after") == "1" and r.code == "UNAVAILABLE" for r in shed))
+            self.assertTrue(all(s in (503, 504, 200) for s in statuses), statuses)
+            self.assertEqual(get(f"/api/products/{pid}", port=self.PORT).status, 200)
+        finally:
+            self.assertCleanExit(d, d.stop())
+
+    def test_client_disconnects_while_queued(self):
+        pid = new_product()
+        d = self.daemon("--pipeline-depth", "2", "--queue-size", "1000", threads=2, pool_size=1).start()
+        try:
+            with TableLock("commerce.products") as lock:
+                socks = []
+                for i in range(200):
+                    s = socket.create_connection(("127.0.0.1", self.PORT))
+                    s.sendall(f"GET /api/products/{pid} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                    socks.append(s)
+                time.sleep(0.3)
+                m = get("/metrics", port=self.PORT).raw
+                self.assertRegex(m, r"commerce_http_queue_waiting [1-9]")
+                for s in socks:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    s.close()
+                time.sleep(0.3)
+                lock.release()
+            deadline = time.time() + 5
+            while time.time() < deadline:
+                m = get("/metrics", port=self.PORT).raw
+                if "commerce_http_queue_waiting 0" in m and "commerce_http_db_queries_in_flight 0" in m:
+                    break
+                time.sleep(0.1)
+            self.assertIn("commerce_http_queue_waiting 0", m)
+            self.assertIn("commerce_http_calls_in_flight 1", m)  # the scrape itself
+            for _ in range(10):
+                self.assertEqual(get(f"/api/products/{pid}", port=self.PORT).status, 200)
+        finally:
+            self.assertCleanExit(d, d.stop())
+
+    def test_sigterm_drains_in_flight(self):
+        pid = new_product()
+        d = self.daemon(threads=2, pool_size=2).start()
+        results = []
+        with TableLock("commerce.products") as lock:
+            with concurrent.futures.ThreadPoolExecutor(10) as ex:
+                futures = [ex.submit(get, f"/api/products/{pid}", port=self.PORT) for _ in range(10)]
+                time.sleep(0.3)
+                d.proc.send_signal(signal.SIGTERM)
+                time.sleep(0.3)
+                self.assertIsNone(d.proc.poll(), "exited before its in-flight requests finished")
+                with self.assertRaises(OSError):
+                    get("/healthz", port=self.PORT, timeout=2)
+                lock.release()
+                results = [f.result() for f in futures]
+        self.assertEqual([r.status for r in results], [200] * 10)
+        status = d.proc.wait(15)
+        d.log.close()
+        self.assertCleanExit(d, status)
+
+    def test_connection_cap(self):
+        d = self.daemon("--max-connections", "2", threads=1, pool_size=1).start()
+        try:
+            import http.client
+            held = [http.client.HTTPConnection("127.0.0.1", self.PORT, timeout=5) for _ in range(2)]
+            time.sleep(0.3)  # the readiness probe's connection is gone
+            for c in held:
+                c.request("GET", "/healthz")
+                self.assertEqual(c.getresponse().status, 200)
+                c.sock.settimeout(5)
+            with self.assertRaises(OSError):
+                get("/healthz", port=self.PORT, timeout=1)
+            held[0].close()
+            self.assertEqual(get("/healthz", port=self.PORT, timeout=5).status, 200)
+            held[1].close()
+        finally:
+            self.assertCleanExit(d, d.stop())
+
+
+class ConcurrencyTest(unittest.TestCase):
+    """First come, first served through the HTTP front: never more, never
+    fewer winners than there is stock."""
+
+    def run_many(self, fn, n, workers=150):
+        with concurrent.futures.ThreadPoolExecutor(workers) as ex:
+            return list(ex.map(fn, range(n)))
+
+    def test_coupon_flood(self):
+        cid = new_coupon(quantity=200)
+        first = int(psql_value("SELECT min(commerce.create_user('flood-' || g)) FROM generate_series(1, 2000) g"))
+        users = list(range(first, first + 2000))
+        results = self.run_many(lambda i: post("/api/coupons/issue", {"userId": users[i], "couponId": cid}), 2000)
+        counts = {}
+        for r in results:
+            counts[(r.status, r.code)] = counts.get((r.status, r.code), 0) + 1
+        self.assertEqual(counts, {(201, None): 200, (409, "COUPON_SOLD_OUT"): 1800}, counts)
+        self.assertEqual(psql_value(f"SELECT count(*) FROM commerce.issued_coupons WHERE coupon_id = {cid}"), "200")
+
+    def test_hot_stock(self):
+        pid = new_product(price=100, stock=50, buckets=8)
+        first = int(psql_value("SELECT min(u) FROM (SELECT commerce.create_user('hot-' || g) u "
+                               "FROM generate_series(1, 1000) g) s"))
+        psql(f"SELECT commerce.charge_balance(u, 10000) FROM generate_series({first}, {first + 999}) u")
+        results = self.run_many(lambda i: post("/api/orders", {"userId": first + i, "productId": pid,
+                                                               "quantity": 1}), 1000)
+        counts = {}
+        for r in results:
+            counts[(r.status, r.code)] = counts.get((r.status, r.code), 0) + 1
+        self.assertEqual(counts, {(201, None): 50, (409, "OUT_OF_STOCK"): 950}, counts)
+        self.assertEqual(get(f"/api/products/{pid}").json["stock"], 0)
+
+
+class DocsTest(unittest.TestCase):
+    def test_openapi_lists_every_route(self):
+        with open(os.path.join(ROOT, "frontend", "router.h")) as f:
+            routes = re.findall(r'X\((?!NAME,)\w+, "(\w+)", "([^"]+)"', f.read())
+        with open(os.path.join(ROOT, "docs", "openapi.yaml")) as f:
+            doc = f.read()
+        paths = re.findall(r"^  (/\S*):\n((?:    .*\n|\s*\n)*)", doc, re.M)
+        documented = {(m.upper(), re.sub(r"\{\w+\}", "{id}", p))
+                      for p, body in paths for m in re.findall(r"^    (get|post|put|delete):", body, re.M)}
+        self.assertEqual(set(routes), documented)
+
+
+class OptionsTest(unittest.TestCase):
+    def test_help_lists_every_option(self):
+        import subprocess
+        from harness import DAEMON
+        out = subprocess.run([DAEMON, "--help"], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0)
+        for opt in ("--listen", "--db", "--threads", "--pool-size", "--pipeline-depth", "--queue-size",
+                    "--deadline-ms", "--max-body", "--max-connections", "--drain-ms", "COMMERCE_HTTP_LISTEN",
+                    "COMMERCE_HTTP_DB", "COMMERCE_HTTP_THREADS", "COMMERCE_HTTP_POOL_SIZE"):
+            self.assertIn(opt, out.stdout)
+
+    def test_options_from_environment(self):
+        env = dict(os.environ, COMMERCE_HTTP_LISTEN=f"127.0.0.1:{HTTP_PORT + 2}", COMMERCE_HTTP_THREADS="1",
+                   COMMERCE_HTTP_POOL_SIZE="3", COMMERCE_HTTP_DB=CONNINFO)
+        import subprocess
+        from harness import DAEMON
+        proc = subprocess.Popen([DAEMON], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                try:
+                    if get("/readyz", port=HTTP_PORT + 2, timeout=1).status == 200:
+                        break
+                except OSError:
+                    time.sleep(0.05)
+            m = get("/metrics", port=HTTP_PORT + 2).raw
+            self.assertIn('commerce_http_db_connections{state="configured"} 3', m)
+        finally:
+            proc.terminate()
+            self.assertEqual(proc.wait(10), 0)
+
+    def test_bad_options_exit_2(self):
+        import subprocess
+        from harness import DAEMON
+        for args in (["--threads", "0"], ["--listen", "nohost"], ["--pool-size", "x"], ["--bogus"], ["extra"]):
+            with self.subTest(args=args):
+                self.assertEqual(subprocess.run([DAEMON, *args], capture_output=True).returncode, 2)
+
+
+if __name__ == "__main__":
+    result = unittest.main(exit=False, verbosity=int(os.environ.get("HTTP_TEST_VERBOSITY", "2"))).result
+    failed = len(result.failures) + len(result.errors)
+    passed = max(0, result.testsRun - failed - len(result.skipped))
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
