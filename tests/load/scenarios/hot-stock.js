@@ -3,7 +3,7 @@
 // once: exactly min(USERS, STOCK) get 201, the rest 409 OUT_OF_STOCK.  Uses
 // the seed's single-item body {userId, productId, quantity}.
 import exec from 'k6/execution';
-import { intEnv, judge, flag, post, thresholds, ackOrder, summaryTrendStats } from '../lib/common.js';
+import { intEnv, judge, flag, post, thresholds, latencyTarget, ackOrder, summaryTrendStats } from '../lib/common.js';
 
 const USERS = intEnv('USERS');
 const FIRST_USER = intEnv('FIRST_USER');
@@ -20,7 +20,7 @@ export const options = {
 	summaryTrendStats,
 	thresholds: thresholds({
 		// ours
-		http_req_duration: [`p(99)<${P99_MS}`],
+		...latencyTarget(`p(99)<${P99_MS}`),
 		'outcomes{outcome:201}': [`count==${Math.min(USERS, STOCK)}`],
 	}, ['201', '409 OUT_OF_STOCK']),
 };
