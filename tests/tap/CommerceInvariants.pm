@@ -1,10 +1,12 @@
 # Shared set-up and checks of the pg_commerce TAP tests.
 #
-#   commerce_node($name, $port)   a started node with pg_commerce and the
-#                                 fixture schema `tap` (fixture.sql) in
+#   commerce_node($name, $port)   a started node with pg_commerce, the
+#                                 bookkeeping of tests/invariant_input.sql and
+#                                 the fixture schema `tap` (fixture.sql) in
 #                                 database postgres
 #   check_invariants($node)       one ok() per invariant of SPEC §7
-#                                 (invariants.sql), with the offenders as diag
+#                                 (tests/invariants.sql, shared with the load
+#                                 tests), with the offenders as diag
 #   outcomes($node, $op)          { sqlstate => count } of tap.outcome for $op
 #   sql_value($node, $sql)        the single value a query returns
 package CommerceInvariants;
@@ -21,6 +23,7 @@ use Test::More;
 our @EXPORT = qw(commerce_node check_invariants outcomes sql_value);
 
 my $here = dirname(__FILE__);
+my $tests = "$here/..";
 
 sub commerce_node
 {
@@ -39,6 +42,7 @@ deadlock_timeout = 1s
 CONF
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION pg_commerce');
+	$node->safe_psql('postgres', "\\i $tests/invariant_input.sql");
 	$node->safe_psql('postgres', slurp_file("$here/fixture.sql"));
 	return $node;
 }
@@ -47,7 +51,7 @@ sub check_invariants
 {
 	my ($node) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my $rows = $node->safe_psql('postgres', slurp_file("$here/invariants.sql"),
+	my $rows = $node->safe_psql('postgres', "\\i $tests/invariants.sql",
 		extra_params => [ '-F', "\x1f" ]);
 	my $count = 0;
 	for my $row (split /\n/, $rows)

@@ -1,10 +1,11 @@
 /*
  * Schema `tap`: what the TAP tests need besides the extension.
  *
- *   tap.initial_stock  each product's stock at creation (tap.product records it)
- *   tap.stock_moves    units added (restock, +) or taken outside orders
- *                      (decrement_stock, -) by the wrappers below
- *   tap.acked          every order some caller was told succeeded
+ *   invariant_input.*  (tests/invariant_input.sql, read by tests/invariants.sql)
+ *                      each product's stock at creation (tap.product records
+ *                      it), units added (restock, +) or taken outside orders
+ *                      (decrement_stock, -) by the wrappers below, and every
+ *                      order some caller was told succeeded
  *   tap.outcome        one row per API call made by a wrapper: the op, the
  *                      user and the SQLSTATE it ended with ('00000' = success)
  *   tap.participants   the n-th attempt of a flood belongs to this user
@@ -15,9 +16,6 @@
  * transaction and the test counts outcomes exactly.
  */
 CREATE SCHEMA tap;
-CREATE TABLE tap.initial_stock (product_id bigint PRIMARY KEY, quantity integer NOT NULL);
-CREATE TABLE tap.stock_moves (product_id bigint NOT NULL, quantity integer NOT NULL);
-CREATE TABLE tap.acked (order_id bigint PRIMARY KEY, user_id bigint NOT NULL);
 CREATE TABLE tap.outcome (op text NOT NULL, user_id bigint, sqlstate text NOT NULL);
 CREATE TABLE tap.participants (n integer PRIMARY KEY, user_id bigint NOT NULL);
 CREATE SEQUENCE tap.turn;
@@ -25,7 +23,7 @@ CREATE SEQUENCE tap.turn;
 CREATE FUNCTION tap.product(name text, price bigint, stock integer, buckets integer)
 RETURNS bigint LANGUAGE sql AS $$
 	WITH p AS (SELECT commerce.create_product(name, price, stock, 'tap', buckets) AS id)
-	INSERT INTO tap.initial_stock SELECT id, stock FROM p RETURNING product_id
+	INSERT INTO invariant_input.initial_stock SELECT id, stock FROM p RETURNING product_id
 $$;
 
 CREATE FUNCTION tap.issue(user_id bigint, coupon_id bigint)
@@ -47,7 +45,7 @@ DECLARE
 	placed bigint;
 BEGIN
 	SELECT o.order_id INTO placed FROM commerce.place_order(user_id, items, coupon_id, idempotency_key) o;
-	INSERT INTO tap.acked VALUES (placed, user_id) ON CONFLICT DO NOTHING;	-- a replay acks again
+	INSERT INTO invariant_input.acked_orders (order_id, user_id) VALUES (placed, user_id);
 	INSERT INTO tap.outcome VALUES ('order', user_id, '00000');
 	RETURN '00000';
 EXCEPTION WHEN OTHERS THEN
@@ -92,7 +90,7 @@ CREATE FUNCTION tap.decrement(product_id bigint, quantity integer)
 RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM commerce.decrement_stock(product_id, quantity);
-	INSERT INTO tap.stock_moves VALUES (product_id, -quantity);
+	INSERT INTO invariant_input.stock_moves VALUES (product_id, -quantity);
 	INSERT INTO tap.outcome VALUES ('decrement', NULL, '00000');
 	RETURN '00000';
 EXCEPTION WHEN OTHERS THEN
@@ -105,7 +103,7 @@ CREATE FUNCTION tap.restock(product_id bigint, quantity integer)
 RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM commerce.restock(product_id, quantity);
-	INSERT INTO tap.stock_moves VALUES (product_id, quantity);
+	INSERT INTO invariant_input.stock_moves VALUES (product_id, quantity);
 	INSERT INTO tap.outcome VALUES ('restock', NULL, '00000');
 	RETURN '00000';
 EXCEPTION WHEN OTHERS THEN

@@ -8,7 +8,7 @@ o AS (SELECT count(*) AS orders, count(DISTINCT o.user_id) AS buyers,
              count(*) FILTER (WHERE o.discount_amount > 0 AND ic.coupon_id = f.coupon) AS with_coupon
       FROM f, commerce.orders o LEFT JOIN commerce.issued_coupons ic ON ic.id = o.issued_coupon_id
       WHERE o.user_id BETWEEN f.first_user AND f.first_user + f.users - 1 AND o.status = 'paid'),
-a AS (SELECT count(DISTINCT order_id) AS acked FROM loadtest.acked_orders)
+a AS (SELECT count(DISTINCT order_id) AS acked FROM invariant_input.acked_orders)
           SELECT 'event: one paid order per user' AS name, o.orders = f.users AND o.buyers = f.users AS ok,
                  format('%s orders by %s of %s users', o.orders, o.buyers, f.users) AS detail FROM f, o
 UNION ALL SELECT 'event: every order used the coupon', o.with_coupon = f.users,

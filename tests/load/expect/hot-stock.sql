@@ -9,7 +9,7 @@ o AS (SELECT count(*) AS orders FROM f, commerce.orders o JOIN commerce.order_it
       WHERE oi.product_id = f.product AND o.status = 'paid'),
 s AS (SELECT sum(sb.quantity) AS remaining, min(sb.quantity) AS min_bucket, count(*) AS buckets
       FROM f, commerce.stock_buckets sb WHERE sb.product_id = f.product),
-a AS (SELECT count(DISTINCT order_id) AS acked FROM loadtest.acked_orders)
+a AS (SELECT count(DISTINCT order_id) AS acked FROM invariant_input.acked_orders)
           SELECT 'hot: paid orders = min(orders, stock)' AS name, o.orders = least(f.users, f.stock) AS ok,
                  format('%s paid orders; %s orders for %s units', o.orders, f.users, f.stock) AS detail FROM f, o
 UNION ALL SELECT 'hot: stock ends at stock - sold', s.remaining = greatest(f.stock - f.users, 0) AND s.min_bucket >= 0,

@@ -1,15 +1,17 @@
 -- tests/load/seed/common.sql — the side tables every fixture fills.
 --
 -- loadtest.fixture holds the ids and sizes a scenario's k6 script needs
--- (tests/load/run passes each row to k6 as -e KEY=VALUE); initial_stock and
--- acked_orders feed tests/load/invariants.sql.
+-- (tests/load/run passes each row to k6 as -e KEY=VALUE); the initial stock
+-- and the acknowledged orders go to schema invariant_input
+-- (tests/invariant_input.sql), which tests/invariants.sql reads.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS loadtest CASCADE;
+DROP SCHEMA IF EXISTS invariant_input CASCADE;
+\ir ../../invariant_input.sql
+SET client_min_messages = warning;
 CREATE SCHEMA loadtest;
 CREATE TABLE loadtest.fixture (key text PRIMARY KEY, value bigint NOT NULL);
-CREATE TABLE loadtest.initial_stock (product_id bigint PRIMARY KEY, quantity bigint NOT NULL);
-CREATE TABLE loadtest.acked_orders (order_id bigint NOT NULL, user_id bigint NOT NULL, paid_amount bigint NOT NULL);
 CREATE TABLE loadtest.acked_coupons (issued_coupon_id bigint NOT NULL, user_id bigint NOT NULL, coupon_id bigint NOT NULL);
 RESET client_min_messages;
 
@@ -41,6 +43,6 @@ $$;
 -- Records the stock of the given products as their initial stock.
 CREATE FUNCTION loadtest.remember_stock(ids bigint[])
 RETURNS void LANGUAGE sql AS $$
-	INSERT INTO loadtest.initial_stock
+	INSERT INTO invariant_input.initial_stock
 	SELECT p.id, p.stock FROM unnest(ids) AS i(id), commerce.get_product(i.id) p
 $$;

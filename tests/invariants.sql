@@ -1,30 +1,25 @@
--- tests/load/invariants.sql — the invariants of SPEC §7, checked in SQL.
+-- tests/invariants.sql — the invariants of SPEC §7, checked in SQL.
 --
--- Reusable after any load run, crash or fault test: it reads the commerce
--- schema and two optional side tables that a test may fill,
---   loadtest.initial_stock(product_id, quantity)   stock when the test began,
---   loadtest.acked_orders(order_id, user_id, paid_amount)
---                                                   orders a client saw a 2xx for.
--- Products not in initial_stock are checked through the sales statistics
--- only; with no acked orders the "acknowledged" check passes vacuously.
+-- The one implementation of those checks: the Perl TAP tests (tests/tap)
+-- and the load tests (tests/load) both run it after their load, and it can
+-- be run by hand after any crash or fault test.  It reads schema commerce
+-- and what the test recorded in schema invariant_input (tests/
+-- invariant_input.sql creates it when missing; left empty, the checks that
+-- need it pass vacuously):
+--   invariant_input.initial_stock(product_id, quantity)
+--       a product's stock when the test began; products not listed are
+--       checked through the sales statistics only
+--   invariant_input.stock_moves(product_id, quantity)
+--       units added (restock, +) or taken outside orders (decrement_stock, -)
+--   invariant_input.acked_orders(order_id, user_id, paid_amount)
+--       orders a client was told succeeded (paid_amount may be NULL)
 --
--- Output: one row per invariant, "name|ok|detail" (psql -At), ok is t or f;
--- detail counts the violations and shows the first one.  Run it as a role
--- that may read schema commerce (the owner or a superuser).
+-- Output: one row per invariant, (name, ok, detail); ok is true or false,
+-- detail counts the violations and shows the first.  Run it with psql
+-- (-At for machine reading) as a role that may read schema commerce.
 
 \set ON_ERROR_STOP 1
-SET client_min_messages = warning;
-CREATE SCHEMA IF NOT EXISTS loadtest;
-CREATE TABLE IF NOT EXISTS loadtest.initial_stock (
-	product_id bigint PRIMARY KEY,
-	quantity   bigint NOT NULL
-);
-CREATE TABLE IF NOT EXISTS loadtest.acked_orders (
-	order_id    bigint NOT NULL,
-	user_id     bigint NOT NULL,
-	paid_amount bigint NOT NULL
-);
-RESET client_min_messages;
+\ir invariant_input.sql
 
 -- Units held by paid orders, per product.
 CREATE TEMP VIEW sold AS
@@ -34,10 +29,14 @@ CREATE TEMP VIEW sold AS
 	GROUP BY oi.product_id;
 
 CREATE TEMP VIEW stock AS
-	SELECT sb.product_id, sum(sb.quantity) AS quantity, min(sb.quantity) AS min_bucket
+	SELECT sb.product_id, sum(sb.quantity) AS quantity
 	FROM commerce.stock_buckets sb GROUP BY sb.product_id;
 
--- (name, number of violations, first violation)
+CREATE TEMP VIEW moved AS
+	SELECT product_id, sum(quantity) AS quantity
+	FROM invariant_input.stock_moves GROUP BY product_id;
+
+-- (order, name, number of violations, first violation)
 CREATE TEMP VIEW invariant_violations AS
 WITH
 stock_negative AS (
@@ -45,12 +44,13 @@ stock_negative AS (
 	FROM commerce.stock_buckets WHERE quantity < 0
 ),
 stock_conservation AS (
-	SELECT format('product %s: initial %s - remaining %s <> sold %s',
-	              i.product_id, i.quantity, coalesce(s.quantity, 0), coalesce(d.quantity, 0)) AS v
-	FROM loadtest.initial_stock i
+	SELECT format('product %s: initial %s + moved %s - remaining %s <> sold %s', i.product_id,
+	              i.quantity, coalesce(m.quantity, 0), coalesce(s.quantity, 0), coalesce(d.quantity, 0)) AS v
+	FROM invariant_input.initial_stock i
 	LEFT JOIN stock s ON s.product_id = i.product_id
+	LEFT JOIN moved m ON m.product_id = i.product_id
 	LEFT JOIN sold d ON d.product_id = i.product_id
-	WHERE i.quantity - coalesce(s.quantity, 0) <> coalesce(d.quantity, 0)
+	WHERE i.quantity + coalesce(m.quantity, 0) - coalesce(s.quantity, 0) <> coalesce(d.quantity, 0)
 ),
 sales_stats AS (
 	SELECT format('product %s: statistics say %s sold, paid orders hold %s',
@@ -67,14 +67,15 @@ coupon_quantity AS (
 	WHERE n.issued > c.total_quantity
 ),
 coupon_conservation AS (
-	SELECT format('coupon %s: %s issued + %s left <> quantity %s',
+	SELECT format('coupon %s: %s issued + %s left <> quantity %s (or a bucket below 0)',
 	              c.id, coalesce(n.issued, 0), coalesce(b.left_over, 0), c.total_quantity) AS v
 	FROM commerce.coupons c
 	LEFT JOIN (SELECT coupon_id, count(*) AS issued FROM commerce.issued_coupons GROUP BY coupon_id) n
 	  ON n.coupon_id = c.id
-	LEFT JOIN (SELECT coupon_id, sum(quantity) AS left_over FROM commerce.coupon_buckets GROUP BY coupon_id) b
+	LEFT JOIN (SELECT coupon_id, sum(quantity) AS left_over, min(quantity) AS lowest
+	           FROM commerce.coupon_buckets GROUP BY coupon_id) b
 	  ON b.coupon_id = c.id
-	WHERE coalesce(n.issued, 0) + coalesce(b.left_over, 0) <> c.total_quantity
+	WHERE coalesce(n.issued, 0) + coalesce(b.left_over, 0) <> c.total_quantity OR b.lowest < 0
 ),
 coupon_per_user AS (
 	SELECT format('user %s holds coupon %s %s times', user_id, coupon_id, count(*)) AS v
@@ -140,33 +141,40 @@ idempotency AS (
 	GROUP BY user_id, idempotency_key HAVING count(*) > 1
 ),
 outbox AS (
-	SELECT format('order %s: %s order_placed events', o.id, count(e.id)) AS v
-	FROM commerce.orders o
-	LEFT JOIN commerce.outbox e ON e.event_type = 'order_placed' AND e.aggregate_id = o.id
-	GROUP BY o.id HAVING count(e.id) <> 1
+	-- one event per placed order, per cancellation and per issued coupon
+	SELECT format('%s %s: %s events, expected %s', x.kind, x.id, coalesce(e.got, 0), x.expected) AS v
+	FROM (SELECT 'order_placed' AS kind, id, 1 AS expected FROM commerce.orders
+	      UNION ALL
+	      SELECT 'order_cancelled', id, CASE status WHEN 'cancelled' THEN 1 ELSE 0 END FROM commerce.orders
+	      UNION ALL
+	      SELECT 'coupon_issued', id, 1 FROM commerce.issued_coupons) x
+	FULL JOIN (SELECT event_type, aggregate_id, count(*) AS got FROM commerce.outbox
+	           GROUP BY event_type, aggregate_id) e
+	  ON e.event_type = x.kind AND e.aggregate_id = x.id
+	WHERE coalesce(e.got, 0) <> coalesce(x.expected, 0)
 ),
 acked AS (
 	SELECT format('acknowledged order %s (user %s, paid %s): %s', a.order_id, a.user_id, a.paid_amount,
 	              CASE WHEN o.id IS NULL THEN 'missing'
 	                   ELSE format('stored for user %s, paid %s', o.user_id, o.paid_amount) END) AS v
-	FROM loadtest.acked_orders a LEFT JOIN commerce.orders o ON o.id = a.order_id
-	WHERE o.id IS NULL OR o.user_id <> a.user_id OR o.paid_amount <> a.paid_amount
+	FROM invariant_input.acked_orders a LEFT JOIN commerce.orders o ON o.id = a.order_id
+	WHERE o.id IS NULL OR o.user_id <> a.user_id OR o.paid_amount <> coalesce(a.paid_amount, o.paid_amount)
 )
           SELECT 1 AS seq, 'stock never negative' AS name, count(*) AS n, min(v) AS first FROM stock_negative
-UNION ALL SELECT 2, 'sold = initial - remaining', count(*), min(v) FROM stock_conservation
-UNION ALL SELECT 3, 'sales statistics = paid items', count(*), min(v) FROM sales_stats
+UNION ALL SELECT 2, 'sold = initial + moved - remaining, per product', count(*), min(v) FROM stock_conservation
+UNION ALL SELECT 3, 'sales statistics = units sold, per product', count(*), min(v) FROM sales_stats
 UNION ALL SELECT 4, 'coupons issued <= quantity', count(*), min(v) FROM coupon_quantity
-UNION ALL SELECT 5, 'coupons issued + left = quantity', count(*), min(v) FROM coupon_conservation
-UNION ALL SELECT 6, 'one coupon per user per coupon', count(*), min(v) FROM coupon_per_user
-UNION ALL SELECT 7, 'balance = sum of ledger', count(*), min(v) FROM wallet_ledger
-UNION ALL SELECT 8, 'balance >= 0', count(*), min(v) FROM wallet_negative
-UNION ALL SELECT 9, 'one payment per order, amounts agree', count(*), min(v) FROM order_payment
-UNION ALL SELECT 10, 'total - discount = paid = items', count(*), min(v) FROM order_amounts
-UNION ALL SELECT 11, 'ledger debits = paid orders', count(*), min(v) FROM order_ledger
-UNION ALL SELECT 12, 'used coupon in one order of its owner', count(*), min(v) FROM used_coupon
-UNION ALL SELECT 13, 'one order per idempotency key', count(*), min(v) FROM idempotency
-UNION ALL SELECT 14, 'one order_placed event per order', count(*), min(v) FROM outbox
-UNION ALL SELECT 15, 'every 2xx order exists', count(*), min(v) FROM acked;
+UNION ALL SELECT 5, 'coupons issued + left = quantity, no bucket below 0', count(*), min(v) FROM coupon_conservation
+UNION ALL SELECT 6, 'at most one issued coupon per user per coupon', count(*), min(v) FROM coupon_per_user
+UNION ALL SELECT 7, 'wallet balance = sum of its ledger', count(*), min(v) FROM wallet_ledger
+UNION ALL SELECT 8, 'wallet balance >= 0', count(*), min(v) FROM wallet_negative
+UNION ALL SELECT 9, 'one payment per order, of its paid amount, refunded with it', count(*), min(v) FROM order_payment
+UNION ALL SELECT 10, 'total = items, total - discount = paid, discount <= total', count(*), min(v) FROM order_amounts
+UNION ALL SELECT 11, 'the wallet paid each order once, and got it back once if cancelled', count(*), min(v) FROM order_ledger
+UNION ALL SELECT 12, 'a used coupon belongs to exactly one paid order of its owner', count(*), min(v) FROM used_coupon
+UNION ALL SELECT 13, 'one order per idempotency key (per user)', count(*), min(v) FROM idempotency
+UNION ALL SELECT 14, 'outbox: one event per placed order, cancellation, issued coupon', count(*), min(v) FROM outbox
+UNION ALL SELECT 15, 'every acknowledged order exists, for its user', count(*), min(v) FROM acked;
 
 SELECT name, n = 0 AS ok,
        CASE WHEN n = 0 THEN 'ok' ELSE format('%s violations; e.g. %s', n, first) END AS detail
