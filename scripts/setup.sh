@@ -18,6 +18,25 @@ for p in "${packages[@]}"; do
 	fi
 done
 
+# The private clusters and the Perl TAP tests run as the postgres user inside
+# this tree, so postgres must be able to reach it: give "search" (o+x) to each
+# parent directory that withholds it, and say so.
+let_postgres_in() {
+	local top dir=""
+	top=$(cd "$(dirname "$0")/.." && pwd)
+	[ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 || return 0
+	runuser -u postgres -- test -r "$top/Makefile" && return 0
+	# from / down, so that only the directories that really withhold it change
+	local IFS=/
+	for part in ${top#/}; do
+		dir=$dir/$part
+		if ! runuser -u postgres -- test -x "$dir"; then
+			echo "setup: chmod o+x $dir (the postgres user must reach $top)"
+			chmod o+x "$dir"
+		fi
+	done
+}
+
 install_k6() {
 	# k6 for tests/load: a pinned release built with `go install` (Go >= 1.25)
 	"$(dirname "$0")/install-k6.sh" >/dev/null
@@ -25,6 +44,7 @@ install_k6() {
 
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "setup: all Debian packages present"
+	let_postgres_in
 	install_k6
 	exit 0
 fi
@@ -41,5 +61,6 @@ apt-get update -qq
 mkdir -p /etc/postgresql-common/createcluster.d
 echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/pg_commerce.conf
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+let_postgres_in
 install_k6
 echo "setup: done"
