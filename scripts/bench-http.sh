@@ -29,9 +29,7 @@ users=10000
 work=$(mktemp -d)
 
 make -s -C frontend
-scripts/pg-cluster.sh stop "$pg_dir" 2>/dev/null || true
-rm -rf "$pg_dir"
-eval "$(scripts/pg-cluster.sh start "$pg_dir" "$pg_port")"
+eval "$(scripts/pg-cluster.sh fresh "$pg_dir" "$pg_port")"
 export PGDATABASE=postgres
 
 daemon_pid=

@@ -37,10 +37,9 @@ make -s >/dev/null
 make -s install >/dev/null
 
 echo "== private cluster on port $port"
-scripts/pg-cluster.sh stop "$dir" 2>/dev/null || true
-rm -rf "$dir" "$logs"
+rm -rf "$logs"
 mkdir -p "$logs"
-eval "$(scripts/pg-cluster.sh start "$dir" "$port")"
+eval "$(scripts/pg-cluster.sh fresh "$dir" "$port")"
 trap 'scripts/pg-cluster.sh stop "$dir"' EXIT
 export PGDATABASE=bench
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }

@@ -2,6 +2,8 @@
 # A private PostgreSQL 15 cluster for tests, benchmarks and `make run`.
 #
 #   scripts/pg-cluster.sh start DIR PORT   initdb (once) and start; prints the env to use
+#   scripts/pg-cluster.sh fresh DIR PORT   stop the cluster in DIR if any, delete DIR,
+#                                          then start as above: a new, empty cluster
 #   scripts/pg-cluster.sh stop DIR         fast shutdown of the cluster in DIR
 #   scripts/pg-cluster.sh env DIR          print PGHOST/PGPORT/PGUSER lines for DIR
 #
@@ -14,7 +16,7 @@ set -euo pipefail
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,12p' "$0"; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,14p' "$0"; exit 2; }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
@@ -28,7 +30,19 @@ print_env() {
 	echo "export PGHOST=$dir/sock PGPORT=$port PGUSER=postgres"
 }
 
+stop_cluster() {
+	if [ -f "$dir/data/postmaster.pid" ]; then
+		as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null || true
+		echo "pg-cluster: stopped $dir" >&2
+	fi
+}
+
 case "$cmd" in
+fresh)
+	stop_cluster
+	rm -rf "$dir"
+	exec "$0" start "$dir" "${3:?port}"
+	;;
 start)
 	port=${3:?port}
 	if [ ! -f "$dir/data/PG_VERSION" ]; then
@@ -63,14 +77,11 @@ CONF
 	print_env
 	;;
 stop)
-	if [ -f "$dir/data/postmaster.pid" ]; then
-		as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null || true
-		echo "pg-cluster: stopped $dir" >&2
-	fi
+	stop_cluster
 	;;
 env)
 	print_env
 	;;
 *)
-	sed -n '2,12p' "$0"; exit 2 ;;
+	sed -n '2,14p' "$0"; exit 2 ;;
 esac

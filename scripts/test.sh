@@ -25,9 +25,7 @@ make -s EXTRA_CFLAGS="$cflags" >/dev/null || { echo "build failed"; exit 1; }
 make -s install >/dev/null || { echo "install failed"; exit 1; }
 
 step "private cluster on port $port"
-scripts/pg-cluster.sh stop "$rundir" 2>/dev/null
-rm -rf "$rundir"
-eval "$(scripts/pg-cluster.sh start "$rundir" "$port")" || exit 1
+eval "$(scripts/pg-cluster.sh fresh "$rundir" "$port")" || exit 1
 trap 'scripts/pg-cluster.sh stop "$rundir"' EXIT
 rm -rf "$logdir"; mkdir -p "$logdir"
 

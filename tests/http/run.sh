@@ -37,9 +37,8 @@ for b in $builds; do
 	make -s -C "$root/frontend" EXTRA_CFLAGS="$cflags" "$target" || { echo "0 passed, 1 failed"; exit 1; }
 done
 
-"$root/scripts/pg-cluster.sh" stop "$HTTP_TEST_PG_DIR" 2>/dev/null || true
-rm -rf "$HTTP_TEST_PG_DIR" "$HTTP_TEST_LOG_DIR"
-eval "$("$root/scripts/pg-cluster.sh" start "$HTTP_TEST_PG_DIR" "$HTTP_TEST_PG_PORT")"
+rm -rf "$HTTP_TEST_LOG_DIR"
+eval "$("$root/scripts/pg-cluster.sh" fresh "$HTTP_TEST_PG_DIR" "$HTTP_TEST_PG_PORT")"
 cleanup() { "$root/scripts/pg-cluster.sh" stop "$HTTP_TEST_PG_DIR" 2>/dev/null || true; }
 trap cleanup EXIT
 psql -XAtq -d postgres -v ON_ERROR_STOP=1 <<'SQL' || { echo "0 passed, 1 failed"; exit 1; }
