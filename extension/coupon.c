@@ -61,16 +61,6 @@ sold_out_error(int64 coupon_id)
 			 errdetail("All units of coupon %lld have been issued.", (long long) coupon_id)));
 }
 
-static void
-check_id(const char *name, int64 id)
-{
-	if (id <= 0)
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
-				 errmsg("%s must be a positive integer", name),
-				 errdetail("%s was %lld.", name, (long long) id)));
-}
-
 /*
  * commerce.issue_coupon(user_id bigint, coupon_id bigint) RETURNS bigint
  *
@@ -105,8 +95,8 @@ pg_commerce_issue_coupon(PG_FUNCTION_ARGS)
 				 errmsg("user_id and coupon_id must not be null")));
 	user_id = PG_GETARG_INT64(0);
 	coupon_id = PG_GETARG_INT64(1);
-	check_id("user_id", user_id);
-	check_id("coupon_id", coupon_id);
+	pg_commerce_check_id("user_id", user_id);
+	pg_commerce_check_id("coupon_id", coupon_id);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

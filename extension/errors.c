@@ -38,6 +38,17 @@ pg_commerce_errcode(CommerceError error)
 	return MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4]);
 }
 
+/* An id argument must be positive: INVALID_ARGUMENT naming it otherwise. */
+void
+pg_commerce_check_id(const char *name, int64 id)
+{
+	if (id <= 0)
+		ereport(ERROR,
+				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
+				 errmsg("%s must be a positive integer", name),
+				 errdetail("%s was " INT64_FORMAT ".", name, id)));
+}
+
 /*
  * commerce.error_codes() RETURNS TABLE (sqlstate, code, http_status, condition)
  */

@@ -317,14 +317,9 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		order_error(COMMERCE_INVALID_ARGUMENT, errmsg("user_id and items must not be null"));
 	user_id = PG_GETARG_INT64(0);
-	if (user_id <= 0)
-		order_error(COMMERCE_INVALID_ARGUMENT,
-					errmsg("user_id must be a positive integer"),
-					errdetail("user_id was " INT64_FORMAT ".", user_id));
-	if (has_coupon && coupon_id <= 0)
-		order_error(COMMERCE_INVALID_ARGUMENT,
-					errmsg("coupon_id must be a positive integer"),
-					errdetail("coupon_id was " INT64_FORMAT ".", coupon_id));
+	pg_commerce_check_id("user_id", user_id);
+	if (has_coupon)
+		pg_commerce_check_id("coupon_id", coupon_id);
 	if (key != NULL && (VARSIZE_ANY_EXHDR(key) < 1 || VARSIZE_ANY_EXHDR(key) > 200))
 		order_error(COMMERCE_INVALID_ARGUMENT,
 					errmsg("idempotency_key must be 1 to 200 bytes"));

@@ -28,6 +28,8 @@ typedef enum CommerceError
 /* The SQLSTATE (as an errcode() argument) of one of our conditions. */
 extern int	pg_commerce_errcode(CommerceError error);
 
+extern void pg_commerce_check_id(const char *name, int64 id);
+
 /*
  * Fixed namespaces (first int4 of the two-int4 advisory lock key) of the
  * transaction-scoped advisory locks the extension takes; the second int4 is
