@@ -8,13 +8,14 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 
 # The one version string; extension/pg_commerce.control and META.json must
 # agree with it (tests/check-version.sh checks).
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = pg_commerce
 OBJS = \
 	extension/module.o \
 	extension/errors.o \
 	extension/spi_util.o \
+	extension/key_lookup.o \
 	extension/buckets.o \
 	extension/stock.o \
 	extension/coupon.o \
@@ -22,7 +23,10 @@ OBJS = \
 	extension/order.o
 
 MODULEDIR = extension
-DATA = extension/pg_commerce.control $(wildcard sql/pg_commerce--*--*.sql)
+# Earlier versions' full scripts stay installable (CREATE EXTENSION ...
+# VERSION), so that the upgrade path can be tested; the current one is built.
+DATA = extension/pg_commerce.control sql/pg_commerce--0.1.0.sql \
+	$(wildcard sql/pg_commerce--*--*.sql)
 DATA_built = sql/pg_commerce--$(EXTVERSION).sql
 
 # -isystem: PostgreSQL's headers are third-party code here; warnings in them

@@ -8,14 +8,22 @@
  *   1. advisory lock (user, idempotency key), when a key is given, so that
  *      two requests with one key run one after the other and the second
  *      finds the first's order;
- *   3. the user row (FOR UPDATE): balance checked and debited under it;
- *   4. the issued coupon row (FOR UPDATE): used at most once;
+ *   3. the user row, by the UPDATE that debits the wallet only if the
+ *      balance covers the order;
  *   5. stock buckets, per product in ascending product id (buckets.c);
- *   6. the sales statistics slot of each product's first bucket, ascending
- *      product id, in the final statement.
+ *   4. the issued coupon row, and 6. the sales statistics slot of each
+ *      product's first bucket (ascending product id), in the final statement.
+ * The issued coupon comes after the buckets here, yet no cycle can form:
+ * every writer of an issued coupon (place_order, cancel_order) first locks
+ * its owner's user row, so two of them never hold it and wait at once.
  * Every caller takes these in the same order, so two orders (or an order and
  * a cancel) cannot deadlock.  Any error aborts the whole transaction, so a
  * failed order leaves nothing behind: no half-written order.
+ *
+ * What is only read (prices, committed stock, the user, the coupon) is read
+ * first, from one snapshot, by index probes (key_lookup.c), so that an order
+ * that cannot succeed is refused before any lock and an order that can costs
+ * no statement for it.
  */
 #include "postgres.h"
 
@@ -34,34 +42,27 @@ static KeptPlan find_replay = KEPT_PLAN(
 	" FROM commerce.orders WHERE user_id = $1 AND idempotency_key = $2",
 	2, INT8OID, TEXTOID);
 
+/* The slow path of the debit: wait for the user row (debit_wallet_locked). */
 static KeptPlan lock_user = KEPT_PLAN(
 	"SELECT balance FROM commerce.users WHERE id = $1 FOR UPDATE",
 	1, INT8OID);
 
-/* Prices, and the committed stock that lets a sold-out order be refused early. */
-static KeptPlan product_prices = KEPT_PLAN(
-	"SELECT p.id, p.price,"
-	" (SELECT COALESCE(pg_catalog.sum(b.quantity), 0) FROM commerce.stock_buckets b"
-	"  WHERE b.product_id = p.id)"
-	" FROM commerce.products p WHERE p.id = ANY ($1) ORDER BY p.id",
-	1, INT8ARRAYOID);
-
-static KeptPlan lock_issued_coupon = KEPT_PLAN(
-	"SELECT ic.id, ic.status, c.discount_type, c.discount_value, c.max_discount,"
-	" c.min_order_amount, c.valid_until"
-	" FROM commerce.issued_coupons ic JOIN commerce.coupons c ON c.id = ic.coupon_id"
-	" WHERE ic.user_id = $1 AND ic.coupon_id = $2"
-	" FOR UPDATE OF ic",
+/*
+ * The wallet debit, which also locks the user row: it takes effect only if
+ * the balance covers the order (paid may be 0: the lock is still needed).
+ */
+static KeptPlan debit_wallet = KEPT_PLAN(
+	"UPDATE commerce.users SET balance = balance - $2"
+	" WHERE id = $1 AND balance >= $2 RETURNING balance",
 	2, INT8OID, INT8OID);
-
-static KeptPlan coupon_exists = KEPT_PLAN(
-	"SELECT FROM commerce.coupons WHERE id = $1",
-	1, INT8OID);
 
 /*
  * Everything the order writes, in one statement: $1 user, $2 total,
  * $3 discount, $4 paid, $5 issued coupon, $6 idempotency key,
- * $7 fingerprint, $8..$11 the lines (product, quantity, unit price, bucket).
+ * $7 fingerprint, $8..$11 the lines (product, quantity, unit price, bucket),
+ * $12 the balance after the debit.  Returns the order id and whether the
+ * coupon was still unused (another order of the same user may have used it
+ * after it was read; the user row lock orders the two).
  */
 static KeptPlan write_order = KEPT_PLAN(
 	"WITH o AS ("
@@ -77,15 +78,12 @@ static KeptPlan write_order = KEPT_PLAN(
 	"  SELECT o.id, l.product_id, l.quantity, l.unit_price, l.bucket FROM o, lines l),"
 	" payment AS ("
 	"  INSERT INTO commerce.payments (order_id, amount, status) SELECT o.id, $4, 'paid' FROM o),"
-	" wallet AS ("
-	"  UPDATE commerce.users u SET balance = u.balance - $4"
-	"  WHERE u.id = $1 AND $4 > 0 RETURNING u.balance),"
 	" ledger AS ("
 	"  INSERT INTO commerce.wallet_ledger (user_id, amount, balance_after, reason, order_id)"
-	"  SELECT $1, -$4, wallet.balance, 'order_payment', o.id FROM o, wallet),"
+	"  SELECT $1, -$4, $12, 'order_payment', o.id FROM o WHERE $4 > 0),"
 	" coupon AS ("
 	"  UPDATE commerce.issued_coupons ic SET status = 'used', order_id = o.id, used_at = o.created_at"
-	"  FROM o WHERE ic.id = $5),"
+	"  FROM o WHERE ic.id = $5 AND ic.status = 'issued' RETURNING ic.id),"
 	" stats AS ("
 	"  INSERT INTO commerce.sales_stats AS s (hour, product_id, slot, quantity)"
 	"  SELECT pg_catalog.date_trunc('hour', o.created_at), l.product_id, l.bucket, l.quantity"
@@ -100,9 +98,9 @@ static KeptPlan write_order = KEPT_PLAN(
 	"        'product_id', l.product_id, 'quantity', l.quantity, 'unit_price', l.unit_price)"
 	"        ORDER BY l.product_id) FROM lines l))"
 	"  FROM o)"
-	" SELECT id FROM o",
-	11, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
-	INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID);
+	" SELECT o.id, $5 IS NULL OR EXISTS (SELECT FROM coupon) FROM o",
+	12, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
+	INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INT8OID);
 
 typedef struct OrderAmounts
 {
@@ -122,6 +120,15 @@ out_of_stock_error(const OrderLine *line)
 				errdetail_plural("Product " INT64_FORMAT " has less than the %d unit asked for.",
 								 "Product " INT64_FORMAT " has less than the %d units asked for.",
 								 line->quantity, line->product_id, line->quantity));
+}
+
+static void
+coupon_not_usable(int64 user_id, int64 coupon_id, const char *why)
+{
+	order_error(COMMERCE_COUPON_NOT_USABLE,
+				errmsg("coupon not usable"),
+				errdetail("Coupon " INT64_FORMAT " of user " INT64_FORMAT " %s.",
+						  coupon_id, user_id, why));
 }
 
 static Datum
@@ -146,35 +153,104 @@ int4_array(const OrderItems *items, bool buckets)
 										   sizeof(int32), true, TYPALIGN_INT));
 }
 
+static void
+insufficient_balance_error(int64 user_id, int64 paid, int64 balance)
+{
+	order_error(COMMERCE_INSUFFICIENT_BALANCE,
+				errmsg("insufficient balance"),
+				errdetail("The order costs " INT64_FORMAT " but user " INT64_FORMAT
+						  " has " INT64_FORMAT ".", paid, user_id, balance),
+				errhint("Charge the wallet first."));
+}
+
+/*
+ * Whether the user's copy of the coupon is used, as committed now.  Called
+ * under the user row lock, which every writer of the copy takes first, so
+ * the answer holds until this transaction ends.
+ */
+static bool
+coupon_used_now(int64 user_id, int64 coupon_id)
+{
+	Snapshot	snapshot = pg_commerce_snapshot_begin();
+	int64		pair[2] = {coupon_id, user_id};
+	KeyLookup	lookup;
+	bool		used = true;
+	bool		isnull;
+
+	pg_commerce_lookup_begin(&lookup, LOOKUP_ISSUED_COUPON, snapshot, pair);
+	if (pg_commerce_lookup_next(&lookup))
+		used = strcmp(TextDatumGetCString(pg_commerce_lookup_value(&lookup, "status", &isnull)),
+					  "issued") != 0;
+	pg_commerce_lookup_end(&lookup);
+	pg_commerce_snapshot_end(snapshot);
+	return used;
+}
+
+/*
+ * Debits the wallet, which locks the user row (lock order step 3), and
+ * returns the balance after.  The fast path is one UPDATE that takes effect
+ * only if the balance covers the order.  When it does not, its snapshot may
+ * predate a refund or charge that was committing meanwhile (PostgreSQL only
+ * waits for a row that passes the WHERE clause in the snapshot), so the
+ * refusal is decided only after waiting for the row lock.  A coupon seen
+ * used is re-checked under that lock too, first, as before the balance.
+ */
+static int64
+debit_wallet_locked(int64 user_id, int64 paid, bool has_coupon, int64 coupon_id,
+					bool coupon_seen_used)
+{
+	Datum		values[2] = {Int64GetDatum(user_id), Int64GetDatum(paid)};
+	int64		balance;
+
+	if (!coupon_seen_used && pg_commerce_execute(&debit_wallet, values, NULL, 1) == 1)
+		return DatumGetInt64(pg_commerce_result(0, 1));
+
+	if (pg_commerce_execute(&lock_user, values, NULL, 1) == 0)
+		order_error(COMMERCE_NOT_FOUND,
+					errmsg("user not found"),
+					errdetail("No user has id " INT64_FORMAT ".", user_id));
+	balance = DatumGetInt64(pg_commerce_result(0, 1));
+	if (has_coupon && coupon_seen_used && coupon_used_now(user_id, coupon_id))
+		coupon_not_usable(user_id, coupon_id, "is already used");
+	if (balance < paid)
+		insufficient_balance_error(user_id, paid, balance);
+	if (pg_commerce_execute(&debit_wallet, values, NULL, 1) != 1)
+		elog(ERROR, "the locked user row " INT64_FORMAT " did not take the debit", user_id);
+	return DatumGetInt64(pg_commerce_result(0, 1));
+}
+
 /*
  * Unit prices from the products; every product must exist.  Returns the
  * total.  A line asking for more than the committed stock is refused here,
  * before any lock: uncommitted orders can only lower that stock, so this is
- * never a false "out of stock", and the rest of a sold-out sale costs one
- * statement each.
+ * never a false "out of stock", and the rest of a sold-out sale costs a few
+ * index probes each.
  */
 static int64
-price_lines(OrderItems *items)
+price_lines(OrderItems *items, Snapshot snapshot)
 {
-	Datum		ids = int8_array(items, false);
-	uint64		found = pg_commerce_execute(&product_prices, &ids, NULL, 0);
 	int64		total = 0;
-	uint64		row = 0;
 
-	/* both lists are in ascending id order: walk them together */
 	for (int i = 0; i < items->count; i++)
 	{
 		OrderLine  *line = &items->lines[i];
+		KeyLookup	product;
+		bool		found;
+		bool		isnull;
 		int64		amount;
 
-		if (row >= found || DatumGetInt64(pg_commerce_result(row, 1)) != line->product_id)
+		pg_commerce_lookup_begin(&product, LOOKUP_PRODUCT, snapshot, &line->product_id);
+		found = pg_commerce_lookup_next(&product);
+		if (found)
+			line->unit_price = DatumGetInt64(pg_commerce_lookup_value(&product, "price", &isnull));
+		pg_commerce_lookup_end(&product);
+		if (!found)
 			order_error(COMMERCE_NOT_FOUND,
 						errmsg("product not found"),
 						errdetail("No product has id " INT64_FORMAT ".", line->product_id));
-		line->unit_price = DatumGetInt64(pg_commerce_result(row, 2));
-		if (DatumGetInt64(pg_commerce_result(row, 3)) < line->quantity)
+		if (!pg_commerce_buckets_hold(LOOKUP_STOCK_BUCKETS, snapshot, line->product_id,
+									  line->quantity))
 			out_of_stock_error(line);
-		row++;
 		if (pg_mul_s64_overflow(line->unit_price, line->quantity, &amount) ||
 			pg_add_s64_overflow(total, amount, &total))
 			order_error(COMMERCE_INVALID_ARGUMENT,
@@ -185,50 +261,63 @@ price_lines(OrderItems *items)
 }
 
 /*
- * Locks the user's issued copy of coupon_id and returns the discount it
- * gives on `total`, or raises why it cannot be used.  Sets *issued_id.
+ * The discount the user's issued copy of coupon_id gives on `total`, or
+ * raises why it cannot be used.  Sets *issued_id, and *used when the copy was
+ * used at the snapshot: a cancel may be giving it back right now, so that is
+ * decided only under the user row lock (coupon_used_now).  Read without a
+ * lock: the final statement uses the coupon only if it is still unused.
  */
 static int64
-use_coupon(int64 user_id, int64 coupon_id, int64 total, int64 *issued_id)
+coupon_discount(Snapshot snapshot, int64 user_id, int64 coupon_id, int64 total,
+				int64 *issued_id, bool *used)
 {
-	Datum		values[2] = {Int64GetDatum(user_id), Int64GetDatum(coupon_id)};
-	char	   *status;
+	int64		pair[2] = {coupon_id, user_id};
+	KeyLookup	lookup;
+	bool		held;
+	bool		isnull;
+	char	   *status = NULL;
 	char	   *type;
 	int64		value;
 	int64		min_order;
+	bool		no_cap;
+	int64		cap;
+	bool		no_expiry;
+	TimestampTz valid_until;
 	int64		discount;
 
-	if (pg_commerce_execute(&lock_issued_coupon, values, NULL, 1) == 0)
+	pg_commerce_lookup_begin(&lookup, LOOKUP_ISSUED_COUPON, snapshot, pair);
+	held = pg_commerce_lookup_next(&lookup);
+	if (held)
 	{
-		Datum		id = Int64GetDatum(coupon_id);
+		*issued_id = DatumGetInt64(pg_commerce_lookup_value(&lookup, "id", &isnull));
+		status = TextDatumGetCString(pg_commerce_lookup_value(&lookup, "status", &isnull));
+	}
+	pg_commerce_lookup_end(&lookup);
 
-		if (pg_commerce_execute(&coupon_exists, &id, NULL, 1) == 0)
-			order_error(COMMERCE_NOT_FOUND,
-						errmsg("coupon not found"),
-						errdetail("No coupon has id " INT64_FORMAT ".", coupon_id));
+	pg_commerce_lookup_begin(&lookup, LOOKUP_COUPON, snapshot, &coupon_id);
+	if (!pg_commerce_lookup_next(&lookup))
+		order_error(COMMERCE_NOT_FOUND,
+					errmsg("coupon not found"),
+					errdetail("No coupon has id " INT64_FORMAT ".", coupon_id));
+	type = TextDatumGetCString(pg_commerce_lookup_value(&lookup, "discount_type", &isnull));
+	value = DatumGetInt64(pg_commerce_lookup_value(&lookup, "discount_value", &isnull));
+	cap = DatumGetInt64(pg_commerce_lookup_value(&lookup, "max_discount", &no_cap));
+	min_order = DatumGetInt64(pg_commerce_lookup_value(&lookup, "min_order_amount", &isnull));
+	valid_until = DatumGetTimestampTz(pg_commerce_lookup_value(&lookup, "valid_until", &no_expiry));
+	pg_commerce_lookup_end(&lookup);
+
+	if (!held)
 		order_error(COMMERCE_COUPON_NOT_USABLE,
 					errmsg("coupon not usable"),
 					errdetail("User " INT64_FORMAT " does not hold coupon " INT64_FORMAT ".",
 							  user_id, coupon_id),
 					errhint("Issue the coupon to the user first."));
-	}
-	*issued_id = DatumGetInt64(pg_commerce_result(0, 1));
-	status = TextDatumGetCString(pg_commerce_result(0, 2));
-	type = TextDatumGetCString(pg_commerce_result(0, 3));
-	value = DatumGetInt64(pg_commerce_result(0, 4));
-	min_order = DatumGetInt64(pg_commerce_result(0, 6));
-
-	if (strcmp(status, "issued") != 0)
-		order_error(COMMERCE_COUPON_NOT_USABLE,
-					errmsg("coupon not usable"),
-					errdetail("Coupon " INT64_FORMAT " of user " INT64_FORMAT " is already used.",
-							  coupon_id, user_id));
-	if (!pg_commerce_result_isnull(0, 7) &&
-		GetCurrentTransactionStartTimestamp() >= DatumGetTimestampTz(pg_commerce_result(0, 7)))
+	*used = strcmp(status, "issued") != 0;
+	if (!no_expiry && GetCurrentTransactionStartTimestamp() >= valid_until)
 		order_error(COMMERCE_COUPON_NOT_USABLE,
 					errmsg("coupon not usable"),
 					errdetail("Coupon " INT64_FORMAT " expired at %s.", coupon_id,
-							  timestamptz_to_str(DatumGetTimestampTz(pg_commerce_result(0, 7)))));
+							  timestamptz_to_str(valid_until)));
 	if (total < min_order)
 		order_error(COMMERCE_COUPON_NOT_USABLE,
 					errmsg("coupon not usable"),
@@ -241,8 +330,8 @@ use_coupon(int64 user_id, int64 coupon_id, int64 total, int64 *issued_id)
 	{
 		/* floor(total * value / 100) without overflow (value <= 100) */
 		discount = (total / 100) * value + (total % 100) * value / 100;
-		if (!pg_commerce_result_isnull(0, 5))
-			discount = Min(discount, DatumGetInt64(pg_commerce_result(0, 5)));
+		if (!no_cap)
+			discount = Min(discount, cap);
 	}
 	return Min(discount, total);
 }
@@ -306,11 +395,12 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 	text	   *key = PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3);
 	char	   *fingerprint;
 	OrderAmounts amounts;
-	int64		balance;
+	int64		balance_after;
 	int64		issued_id = 0;
-	Datum		user_datum;
-	Datum		values[11];
-	char		nulls[11];
+	bool		coupon_seen_used = false;
+	Snapshot	snapshot;
+	Datum		values[12];
+	char		nulls[12];
 
 	InitMaterializedSRF(fcinfo, 0);
 
@@ -344,23 +434,19 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 		}
 	}
 
-	amounts.total = price_lines(items);
-
-	user_datum = Int64GetDatum(user_id);
-	if (pg_commerce_execute(&lock_user, &user_datum, NULL, 1) == 0)
+	snapshot = pg_commerce_snapshot_begin();
+	amounts.total = price_lines(items, snapshot);
+	if (!pg_commerce_row_exists(LOOKUP_USER, snapshot, &user_id))
 		order_error(COMMERCE_NOT_FOUND,
 					errmsg("user not found"),
 					errdetail("No user has id " INT64_FORMAT ".", user_id));
-	balance = DatumGetInt64(pg_commerce_result(0, 1));
-
-	amounts.discount = has_coupon ? use_coupon(user_id, coupon_id, amounts.total, &issued_id) : 0;
+	amounts.discount = has_coupon ?
+		coupon_discount(snapshot, user_id, coupon_id, amounts.total, &issued_id, &coupon_seen_used) : 0;
+	pg_commerce_snapshot_end(snapshot);
 	amounts.paid = amounts.total - amounts.discount;
-	if (balance < amounts.paid)
-		order_error(COMMERCE_INSUFFICIENT_BALANCE,
-					errmsg("insufficient balance"),
-					errdetail("The order costs " INT64_FORMAT " but user " INT64_FORMAT
-							  " has " INT64_FORMAT ".", amounts.paid, user_id, balance),
-					errhint("Charge the wallet first."));
+
+	balance_after = debit_wallet_locked(user_id, amounts.paid, has_coupon, coupon_id,
+										coupon_seen_used);
 
 	for (int i = 0; i < items->count; i++)
 	{
@@ -372,7 +458,7 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 	}
 
 	memset(nulls, ' ', sizeof(nulls));
-	values[0] = user_datum;
+	values[0] = Int64GetDatum(user_id);
 	values[1] = Int64GetDatum(amounts.total);
 	values[2] = Int64GetDatum(amounts.discount);
 	values[3] = Int64GetDatum(amounts.paid);
@@ -385,8 +471,11 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 	values[8] = int4_array(items, false);
 	values[9] = int8_array(items, true);
 	values[10] = int4_array(items, true);
+	values[11] = Int64GetDatum(balance_after);
 	if (pg_commerce_execute(&write_order, values, nulls, 1) != 1)
 		elog(ERROR, "order insert returned no row");
+	if (!DatumGetBool(pg_commerce_result(0, 2)))
+		coupon_not_usable(user_id, coupon_id, "was used by another order meanwhile");
 
 	return_row(fcinfo, DatumGetInt64(pg_commerce_result(0, 1)), &amounts);
 	SPI_finish();

@@ -87,4 +87,38 @@ extern BucketTakeResult pg_commerce_bucket_take(BucketSet *set, int64 id, int32 
 												int32 *first_bucket);
 extern int64 pg_commerce_bucket_total(BucketSet *set, int64 id);
 
+/*
+ * Reading rows by key straight from an index (key_lookup.c), for the reads
+ * of the hot paths that lock nothing.  Every lookup of one snapshot sees the
+ * database at one instant.
+ */
+typedef enum LookupTable
+{
+	LOOKUP_USER,				/* users by id */
+	LOOKUP_PRODUCT,				/* products by id */
+	LOOKUP_STOCK_BUCKETS,		/* stock_buckets by product_id */
+	LOOKUP_COUPON,				/* coupons by id */
+	LOOKUP_COUPON_BUCKETS,		/* coupon_buckets by coupon_id */
+	LOOKUP_ISSUED_COUPON		/* issued_coupons by (coupon_id, user_id) */
+} LookupTable;
+
+typedef struct KeyLookup
+{
+	Relation	heap;
+	Relation	index;
+	struct IndexScanDescData *scan;
+	TupleTableSlot *slot;
+} KeyLookup;
+
+extern Snapshot pg_commerce_snapshot_begin(void);
+extern void pg_commerce_snapshot_end(Snapshot snapshot);
+extern void pg_commerce_lookup_begin(KeyLookup *lookup, LookupTable which,
+									 Snapshot snapshot, const int64 *keys);
+extern bool pg_commerce_lookup_next(KeyLookup *lookup);
+extern Datum pg_commerce_lookup_value(KeyLookup *lookup, const char *column, bool *isnull);
+extern void pg_commerce_lookup_end(KeyLookup *lookup);
+extern bool pg_commerce_row_exists(LookupTable which, Snapshot snapshot, const int64 *keys);
+extern bool pg_commerce_buckets_hold(LookupTable which, Snapshot snapshot, int64 id,
+									int64 needed);
+
 #endif							/* PG_COMMERCE_H */

@@ -7,7 +7,8 @@
 #   scripts/bench-sql.sh
 #
 # Environment: BENCH_PGPORT (default 5465), BENCH_SECONDS (default 15, the
-# duration of each timed case).  Logs (pgbench output, top statements of
+# duration of each timed case), BENCH_CASES (default: all; e.g. "insert1 order"
+# runs only those cases, and prints only the bars they make up).  Logs (pgbench output, top statements of
 # pg_stat_statements, wait-event samples) go to .run/bench-logs/.
 #
 # Cases (-M prepared throughout; users are distinct per transaction):
@@ -69,6 +70,7 @@ cases=()
 # run_case NAME FIRST_USER PGBENCH_ARGS...: one pgbench run with wait sampling
 run_case() {
 	local name=$1 first=$2; shift 2
+	[ -z "${BENCH_CASES:-}" ] || [[ " $BENCH_CASES " == *" $name "* ]] || return 0
 	q -c "CHECKPOINT" -c "SELECT pg_stat_statements_reset()" -c "ALTER SEQUENCE bench.uid RESTART WITH $first" >/dev/null
 	q -c "CALL bench.sample_waits('$name')" &
 	local sampler=$!
@@ -107,13 +109,15 @@ run_case hot-order     110001 -c 50 -t 100 -f $b/hot_order.sql -D product="$hot_
 run_case order         1      -c 64 -T "$secs" -D products=50 -D coupon="$order_coupon" \
 	-f $b/order1.sql -f $b/order2.sql -f $b/order3.sql
 
+ran() { for c in "$@"; do [ -n "${tps[$c]:-}" ] || return 1; done; }
+
 echo "== outcomes"
 check() { printf '   %-58s %s\n' "$1" "$([ "$2" = "$3" ] && echo "ok ($2)" || echo "WRONG: $2, expected $3")"; }
-check "flood + reject: issued coupons" "$(q -c "SELECT count(*) FROM commerce.issued_coupons WHERE coupon_id = $flood")" 1000
-check "naive-flood + naive-reject: issued coupons" "$(q -c "SELECT issued FROM bench.naive_coupon WHERE id = 2")" 1000
-check "hot: stock left" "$(q -c "SELECT sum(quantity) FROM commerce.stock_buckets WHERE product_id = $hot")" 0
-check "naive-hot: stock left" "$(q -c "SELECT stock FROM bench.naive_stock WHERE id = 1")" 0
-check "hot-order: orders placed" "$(q -c "SELECT count(*) FROM commerce.order_items WHERE product_id = $hot_order")" 100
+ran flood reject && check "flood + reject: issued coupons" "$(q -c "SELECT count(*) FROM commerce.issued_coupons WHERE coupon_id = $flood")" 1000
+ran naive-flood naive-reject && check "naive-flood + naive-reject: issued coupons" "$(q -c "SELECT issued FROM bench.naive_coupon WHERE id = 2")" 1000
+ran hot && check "hot: stock left" "$(q -c "SELECT sum(quantity) FROM commerce.stock_buckets WHERE product_id = $hot")" 0
+ran naive-hot && check "naive-hot: stock left" "$(q -c "SELECT stock FROM bench.naive_stock WHERE id = 1")" 0
+ran hot-order && check "hot-order: orders placed" "$(q -c "SELECT count(*) FROM commerce.order_items WHERE product_id = $hot_order")" 100
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 verdict() { awk -v r="$1" -v bar="$2" 'BEGIN { print (r >= bar ? "meets" : "MISSES") }'; }
@@ -131,18 +135,27 @@ for name in "${cases[@]}"; do
 		"${failed[$name]}" "$(awk -v n="${processed[$name]}" -v t="${tps[$name]}" 'BEGIN { print n / t }')" "$waits"
 done
 
-r_issue=$(ratio "${tps[issue]}" "${tps[naive-issue]}")
-r_flood=$(ratio "${tps[flood]}" "${tps[naive-flood]}")
-r_hot=$(ratio "${tps[hot]}" "${tps[naive-hot]}")
-r_reject=$(ratio "${tps[reject]}" "${tps[naive-reject]}")
-r_b128=$(ratio "${tps[issue-b128]}" "${tps[naive-issue]}")
-r_order=$(ratio "${tps[order]}" "${tps[insert1]}")
 echo
 echo "== the issue's bars"
-printf '   %-52s %6sx  bar >= 3x    %s\n' "issue_coupon / naive, 64 clients" "$r_issue" "$(verdict "$r_issue" 3)"
-printf '   %-52s %6sx  bar >= 1.5x  %s\n' "10,000-user flood: speed-up over naive, 50 clients" "$r_flood" "$(verdict "$r_flood" 1.5)"
-printf '   %-52s %6s%%  bar >= 40%%   %s\n' "place_order / one-row INSERT commit, 64 clients" \
-	"$(awk -v r="$r_order" 'BEGIN { printf "%.0f", 100 * r }')" "$(verdict "$r_order" 0.4)"
-printf '   %-52s %6sx  (no bar)\n' "issue_coupon with 128 buckets / naive" "$r_b128"
-printf '   %-52s %6sx  (no bar)\n' "sold-out refusals: issue_coupon / naive" "$r_reject"
-printf '   %-52s %6sx  (no bar)\n' "hot stock 5,000/100: decrement_stock / naive" "$r_hot"
+if ran issue naive-issue; then
+	r=$(ratio "${tps[issue]}" "${tps[naive-issue]}")
+	printf '   %-52s %6sx  bar >= 3x    %s\n' "issue_coupon / naive, 64 clients" "$r" "$(verdict "$r" 3)"
+fi
+if ran flood naive-flood; then
+	r=$(ratio "${tps[flood]}" "${tps[naive-flood]}")
+	printf '   %-52s %6sx  bar >= 1.5x  %s\n' "10,000-user flood: speed-up over naive, 50 clients" "$r" "$(verdict "$r" 1.5)"
+fi
+if ran order insert1; then
+	r=$(ratio "${tps[order]}" "${tps[insert1]}")
+	printf '   %-52s %6s%%  bar >= 40%%   %s\n' "place_order / one-row INSERT commit, 64 clients" \
+		"$(awk -v r="$r" 'BEGIN { printf "%.0f", 100 * r }')" "$(verdict "$r" 0.4)"
+fi
+if ran issue-b128 naive-issue; then
+	printf '   %-52s %6sx  (no bar)\n' "issue_coupon with 128 buckets / naive" "$(ratio "${tps[issue-b128]}" "${tps[naive-issue]}")"
+fi
+if ran reject naive-reject; then
+	printf '   %-52s %6sx  (no bar)\n' "sold-out refusals: issue_coupon / naive" "$(ratio "${tps[reject]}" "${tps[naive-reject]}")"
+fi
+if ran hot naive-hot; then
+	printf '   %-52s %6sx  (no bar)\n' "hot stock 5,000/100: decrement_stock / naive" "$(ratio "${tps[hot]}" "${tps[naive-hot]}")"
+fi

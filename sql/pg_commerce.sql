@@ -16,7 +16,10 @@
  *   1. transaction-scoped advisory locks (idempotency key, user+coupon)
  *   2. an order row            (cancel_order)
  *   3. a user row              (wallet)
- *   4. an issued coupon row
+ *   4. an issued coupon row    (only ever locked by a transaction that holds
+ *                               its owner's user row, so where it comes
+ *                               relative to 5 and 6 cannot close a cycle;
+ *                               place_order locks it in its last statement)
  *   5. stock / coupon buckets: ascending product (coupon) id, and within one
  *      id either a single bucket taken without waiting (SKIP LOCKED), a single
  *      bucket waited for while holding no other bucket of that id, or all of
@@ -74,12 +77,20 @@ CREATE TABLE commerce.products (
 CREATE INDEX products_category_idx ON commerce.products (category, id);
 
 -- A product's stock is the sum of its buckets.
+--
+-- fillfactor 10 (both bucket tables): a bucket row is updated by every
+-- taker, so each page keeps room for its new versions (HOT updates), a page
+-- is pruned as soon as it is 10% full, which keeps the chains of dead
+-- versions that every reader walks short, and the buckets of one id spread
+-- over several pages instead of sharing one page's lock.  Measured on the
+-- 10,000-user / 1,000-coupon flood: refusals of the just sold-out coupon
+-- 27k/s -> 37k/s, the whole flood 0.61 s -> 0.52 s.
 CREATE TABLE commerce.stock_buckets (
 	product_id  bigint NOT NULL REFERENCES commerce.products(id),
 	bucket      integer NOT NULL CHECK (bucket >= 0),
 	quantity    integer NOT NULL CHECK (quantity >= 0),
 	PRIMARY KEY (product_id, bucket)
-);
+) WITH (fillfactor = 10);
 
 CREATE TABLE commerce.coupons (
 	id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -97,13 +108,14 @@ CREATE TABLE commerce.coupons (
 	CHECK (valid_until IS NULL OR valid_until > valid_from)
 );
 
--- A coupon's remaining quantity is the sum of its buckets.
+-- A coupon's remaining quantity is the sum of its buckets (fillfactor: see
+-- stock_buckets).
 CREATE TABLE commerce.coupon_buckets (
 	coupon_id   bigint NOT NULL REFERENCES commerce.coupons(id),
 	bucket      integer NOT NULL CHECK (bucket >= 0),
 	quantity    integer NOT NULL CHECK (quantity >= 0),
 	PRIMARY KEY (coupon_id, bucket)
-);
+) WITH (fillfactor = 10);
 
 CREATE TABLE commerce.orders (
 	id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
