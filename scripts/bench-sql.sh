@@ -21,6 +21,11 @@
 #                  decrement_stock                            vs naive-hot
 #   hot-order      the same 5,000 / 100 through place_order
 #   order          place_order, 1-3 items with a coupon, 64 clients
+#   order-writes   the rows a 2-item order writes (order, items, payment,
+#                  ledger, outbox, wallet, stock, statistics) as one plain
+#                  statement: no reads, locks, checks or coupon, 64 clients.
+#                  What PostgreSQL needs for the write set alone; it writes
+#                  directly into commerce's tables, after the order case.
 #   reject         20,000 requests for the sold-out flood coupon, 50 clients:
 #                  the refusal path alone                     vs naive-reject
 set -euo pipefail
@@ -108,6 +113,7 @@ run_case naive-hot     1      -c 50 -t 100 -f $b/hot_naive_take.sql -D product=1
 run_case hot-order     110001 -c 50 -t 100 -f $b/hot_order.sql -D product="$hot_order"
 run_case order         1      -c 64 -T "$secs" -D products=50 -D coupon="$order_coupon" \
 	-f $b/order1.sql -f $b/order2.sql -f $b/order3.sql
+run_case order-writes  1      -c 64 -T "$secs" -f $b/order_writes.sql
 
 ran() { for c in "$@"; do [ -n "${tps[$c]:-}" ] || return 1; done; }
 
@@ -149,6 +155,14 @@ if ran order insert1; then
 	r=$(ratio "${tps[order]}" "${tps[insert1]}")
 	printf '   %-52s %6s%%  bar >= 40%%   %s\n' "place_order / one-row INSERT commit, 64 clients" \
 		"$(awk -v r="$r" 'BEGIN { printf "%.0f", 100 * r }')" "$(verdict "$r" 0.4)"
+fi
+if ran order-writes insert1; then
+	printf '   %-52s %6s%%  (no bar)\n' "an order's bare write set / one-row INSERT commit" \
+		"$(awk -v r="$(ratio "${tps[order-writes]}" "${tps[insert1]}")" 'BEGIN { printf "%.0f", 100 * r }')"
+fi
+if ran order order-writes; then
+	printf '   %-52s %6s%%  (no bar)\n' "place_order / an order's bare write set" \
+		"$(awk -v r="$(ratio "${tps[order]}" "${tps[order-writes]}")" 'BEGIN { printf "%.0f", 100 * r }')"
 fi
 if ran issue-b128 naive-issue; then
 	printf '   %-52s %6sx  (no bar)\n' "issue_coupon with 128 buckets / naive" "$(ratio "${tps[issue-b128]}" "${tps[naive-issue]}")"
