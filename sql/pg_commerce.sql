@@ -160,7 +160,9 @@ CREATE TABLE commerce.issued_coupons (
 	order_id    bigint REFERENCES commerce.orders(id),
 	issued_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	used_at     timestamptz,
-	-- at most one per user per coupon: the last guard behind the advisory lock
+	-- at most one per user per coupon: the last guard behind the advisory lock;
+	-- extension/key_lookup.c reads through its index by name
+	-- (issued_coupons_coupon_id_user_id_key), as it does the primary keys
 	UNIQUE (coupon_id, user_id),
 	CHECK ((status = 'used') = (order_id IS NOT NULL))
 );
