@@ -164,6 +164,30 @@ insufficient_balance_error(int64 user_id, int64 paid, int64 balance)
 }
 
 /*
+ * The user's issued copy of coupon_id under the snapshot: whether the user
+ * holds one, its id and whether it is used.
+ */
+static bool
+read_issued_copy(Snapshot snapshot, int64 user_id, int64 coupon_id, int64 *issued_id, bool *used)
+{
+	int64		pair[2] = {coupon_id, user_id};
+	KeyLookup	lookup;
+	bool		held;
+	bool		isnull;
+
+	pg_commerce_lookup_begin(&lookup, LOOKUP_ISSUED_COUPON, snapshot, pair);
+	held = pg_commerce_lookup_next(&lookup);
+	if (held)
+	{
+		*issued_id = DatumGetInt64(pg_commerce_lookup_value(&lookup, "id", &isnull));
+		*used = strcmp(TextDatumGetCString(pg_commerce_lookup_value(&lookup, "status", &isnull)),
+					   "issued") != 0;
+	}
+	pg_commerce_lookup_end(&lookup);
+	return held;
+}
+
+/*
  * Whether the user's copy of the coupon is used, as committed now.  Called
  * under the user row lock, which every writer of the copy takes first, so
  * the answer holds until this transaction ends.
@@ -172,16 +196,10 @@ static bool
 coupon_used_now(int64 user_id, int64 coupon_id)
 {
 	Snapshot	snapshot = pg_commerce_snapshot_begin();
-	int64		pair[2] = {coupon_id, user_id};
-	KeyLookup	lookup;
+	int64		issued_id;
 	bool		used = true;
-	bool		isnull;
 
-	pg_commerce_lookup_begin(&lookup, LOOKUP_ISSUED_COUPON, snapshot, pair);
-	if (pg_commerce_lookup_next(&lookup))
-		used = strcmp(TextDatumGetCString(pg_commerce_lookup_value(&lookup, "status", &isnull)),
-					  "issued") != 0;
-	pg_commerce_lookup_end(&lookup);
+	(void) read_issued_copy(snapshot, user_id, coupon_id, &issued_id, &used);
 	pg_commerce_snapshot_end(snapshot);
 	return used;
 }
@@ -271,11 +289,9 @@ static int64
 coupon_discount(Snapshot snapshot, int64 user_id, int64 coupon_id, int64 total,
 				int64 *issued_id, bool *used)
 {
-	int64		pair[2] = {coupon_id, user_id};
 	KeyLookup	lookup;
 	bool		held;
 	bool		isnull;
-	char	   *status = NULL;
 	char	   *type;
 	int64		value;
 	int64		min_order;
@@ -285,14 +301,7 @@ coupon_discount(Snapshot snapshot, int64 user_id, int64 coupon_id, int64 total,
 	TimestampTz valid_until;
 	int64		discount;
 
-	pg_commerce_lookup_begin(&lookup, LOOKUP_ISSUED_COUPON, snapshot, pair);
-	held = pg_commerce_lookup_next(&lookup);
-	if (held)
-	{
-		*issued_id = DatumGetInt64(pg_commerce_lookup_value(&lookup, "id", &isnull));
-		status = TextDatumGetCString(pg_commerce_lookup_value(&lookup, "status", &isnull));
-	}
-	pg_commerce_lookup_end(&lookup);
+	held = read_issued_copy(snapshot, user_id, coupon_id, issued_id, used);
 
 	pg_commerce_lookup_begin(&lookup, LOOKUP_COUPON, snapshot, &coupon_id);
 	if (!pg_commerce_lookup_next(&lookup))
@@ -312,7 +321,6 @@ coupon_discount(Snapshot snapshot, int64 user_id, int64 coupon_id, int64 total,
 					errdetail("User " INT64_FORMAT " does not hold coupon " INT64_FORMAT ".",
 							  user_id, coupon_id),
 					errhint("Issue the coupon to the user first."));
-	*used = strcmp(status, "issued") != 0;
 	if (!no_expiry && GetCurrentTransactionStartTimestamp() >= valid_until)
 		order_error(COMMERCE_COUPON_NOT_USABLE,
 					errmsg("coupon not usable"),
