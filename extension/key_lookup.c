@@ -69,9 +69,8 @@ pg_commerce_snapshot_end(Snapshot snapshot)
 }
 
 static Oid
-commerce_relid(const char *name)
+commerce_relid(Oid nsp, const char *name)
 {
-	Oid			nsp = get_namespace_oid("commerce", false);
 	Oid			relid = get_relname_relid(name, nsp);
 
 	if (!OidIsValid(relid))
@@ -85,10 +84,11 @@ pg_commerce_lookup_begin(KeyLookup *lookup, LookupTable which, Snapshot snapshot
 {
 	ScanKeyData scankeys[2];
 	int			nkeys = lookup_defs[which].nkeys;
+	Oid			nsp = get_namespace_oid("commerce", false);
 
 	Assert(nkeys <= lengthof(scankeys));
-	lookup->heap = table_open(commerce_relid(lookup_defs[which].table), AccessShareLock);
-	lookup->index = index_open(commerce_relid(lookup_defs[which].index), AccessShareLock);
+	lookup->heap = table_open(commerce_relid(nsp, lookup_defs[which].table), AccessShareLock);
+	lookup->index = index_open(commerce_relid(nsp, lookup_defs[which].index), AccessShareLock);
 	for (int i = 0; i < nkeys; i++)
 		ScanKeyInit(&scankeys[i], i + 1, BTEqualStrategyNumber, F_INT8EQ,
 					Int64GetDatum(keys[i]));

@@ -126,6 +126,7 @@ ran naive-hot && check "naive-hot: stock left" "$(q -c "SELECT stock FROM bench.
 ran hot-order && check "hot-order: orders placed" "$(q -c "SELECT count(*) FROM commerce.order_items WHERE product_id = $hot_order")" 100
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+percent() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", 100 * a / b }'; }
 verdict() { awk -v r="$1" -v bar="$2" 'BEGIN { print (r >= bar ? "meets" : "MISSES") }'; }
 
 echo
@@ -154,15 +155,15 @@ fi
 if ran order insert1; then
 	r=$(ratio "${tps[order]}" "${tps[insert1]}")
 	printf '   %-52s %6s%%  bar >= 40%%   %s\n' "place_order / one-row INSERT commit, 64 clients" \
-		"$(awk -v r="$r" 'BEGIN { printf "%.0f", 100 * r }')" "$(verdict "$r" 0.4)"
+		"$(percent "${tps[order]}" "${tps[insert1]}")" "$(verdict "$r" 0.4)"
 fi
 if ran order-writes insert1; then
 	printf '   %-52s %6s%%  (no bar)\n' "an order's bare write set / one-row INSERT commit" \
-		"$(awk -v r="$(ratio "${tps[order-writes]}" "${tps[insert1]}")" 'BEGIN { printf "%.0f", 100 * r }')"
+		"$(percent "${tps[order-writes]}" "${tps[insert1]}")"
 fi
 if ran order order-writes; then
 	printf '   %-52s %6s%%  (no bar)\n' "place_order / an order's bare write set" \
-		"$(awk -v r="$(ratio "${tps[order]}" "${tps[order-writes]}")" 'BEGIN { printf "%.0f", 100 * r }')"
+		"$(percent "${tps[order]}" "${tps[order-writes]}")"
 fi
 if ran issue-b128 naive-issue; then
 	printf '   %-52s %6sx  (no bar)\n' "issue_coupon with 128 buckets / naive" "$(ratio "${tps[issue-b128]}" "${tps[naive-issue]}")"
