@@ -31,6 +31,11 @@ CREATE FUNCTION pg_temp.schema_fingerprint() RETURNS SETOF text LANGUAGE sql AS 
 	UNION ALL
 	SELECT format('type %s %s acl=%s', t.typname, t.typtype, t.typacl)
 	FROM pg_type t WHERE t.typnamespace = 'commerce'::regnamespace
+	UNION ALL
+	-- what pg_dump dumps with its data
+	SELECT format('dumped %s', c.relname)
+	FROM pg_extension e, unnest(e.extconfig) AS t(oid) JOIN pg_class c ON c.oid = t.oid
+	WHERE e.extname = 'pg_commerce'
 $$;
 
 SELECT extversion AS fresh_version FROM pg_extension WHERE extname = 'pg_commerce';
