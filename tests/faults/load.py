@@ -120,11 +120,16 @@ class Load:
     fixture: dict with user_ids, product_ids, coupon_id (from seed.py).
     coupon_share: fraction of requests that ask for the coupon.
     drop_share: fraction of first attempts whose connection is dropped right
-    after sending (the lost-ack case)."""
+    after sending (the lost-ack case).
+    lines: the least and most lines of an order (distinct products).
+    retry_after_load: hold every retry until the last departure, so that
+    the offered rate is exactly `rate` (the overload case)."""
 
     def __init__(self, port, fixture, rate, seconds, coupon_share=0.3, drop_share=0.0,
-                 timeout=10.0, retry_for=60.0, seed=1, host="127.0.0.1", prefix="f"):
+                 timeout=10.0, retry_for=60.0, seed=1, host="127.0.0.1", prefix="f", lines=(1, 2),
+                 retry_after_load=False):
         self.port, self.rate, self.seconds = port, rate, seconds
+        self.retry_after_load = retry_after_load
         self.timeout, self.retry_for, self.drop_share = timeout, retry_for, drop_share
         self.conns = Connections(host, port)
         self.rng = random.Random(seed)
@@ -144,7 +149,7 @@ class Load:
             else:
                 uid = self.rng.choice(users)
                 items = [{"productId": pid, "quantity": self.rng.randint(1, 3)}
-                         for pid in sorted(self.rng.sample(products, self.rng.randint(1, 2)))]
+                         for pid in sorted(self.rng.sample(products, self.rng.randint(*lines)))]
                 self.requests.append(Request("order", key, uid, {"userId": uid, "items": items}))
 
     def now(self):
@@ -177,10 +182,17 @@ class Load:
                 return
             if self.now() > self.seconds + self.retry_for:
                 return      # left unresolved: the checks count it
-            pause = 0.2
+            # exponential backoff with jitter, never sooner than Retry-After
+            # says (as a well-behaved client does: retries that come back at
+            # once would multiply an overload)
+            pause = min(0.1 * 2 ** len(req.attempts), 3.0)
             if status == 503 and hdrs.get("retry-after", "").isdigit():
-                pause = max(pause, min(float(hdrs["retry-after"]), 2.0))
-            await asyncio.sleep(pause * (0.5 + self.rng.random()))
+                pause = max(pause, min(float(hdrs["retry-after"]), 3.0))
+            pause *= 0.5 + self.rng.random()
+            if self.retry_after_load:
+                # spread over the 5 s after the last departure, not all at once
+                pause = max(pause, self.seconds - self.now() + 5 * self.rng.random())
+            await asyncio.sleep(pause)
 
     async def run(self, during=None):
         """Sends every request at its departure time; `during` is a coroutine
@@ -197,6 +209,19 @@ class Load:
         if fault:
             await fault
         self.conns.close_all()
+
+    async def run_closed(self, concurrency):
+        """Closed loop, for measuring capacity: `concurrency` clients each send
+        the next request as soon as the previous one is answered."""
+        self.t0 = time.monotonic()
+        pending = iter(self.requests)
+
+        async def client():
+            for req in pending:
+                await self.run_request(req)
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        self.conns.close_all()
+        return self.now()
 
     # -- figures ---------------------------------------------------------
 

@@ -117,10 +117,11 @@ class ConnectionHogs:
 
 
 def free_connection_slots():
-    """Slots left for non-superusers right now."""
+    """Slots left for non-superusers once this query's own session is gone."""
     return int(psql_value(
         "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
-        " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"))
+        " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+        "    AND pid <> pg_backend_pid())"))
 
 
 # -- the daemon -----------------------------------------------------------
