@@ -42,6 +42,7 @@ class Context:
 
     def fresh_shop(self, **sizes):
         self.fixture = system.seed(**sizes)
+        self.loads = []     # every load run against this shop, for the checks
         return self.fixture
 
     def start_daemon(self, *args, threads=2, pool_size=2):
@@ -74,9 +75,12 @@ class Context:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     def round(self, load, checks, **figures):
+        """Figures and checks of one load; the data checks cover every load
+        run against this shop so far (rounds of one case share it)."""
         f = load.figures()
         f.update(figures)
-        return {"figures": f, "checks": system.check_data(load) + checks}
+        self.loads.append(load)
+        return {"figures": f, "checks": system.check_data(self.loads) + checks}
 
 
 def main():

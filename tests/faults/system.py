@@ -164,17 +164,18 @@ def seed(users=2000, products=20, hot_stock=60, coupon_quantity=200):
 
 # -- the checks -----------------------------------------------------------
 
-def check_data(load):
-    """Re-checks the data against what the clients were told.  Returns a
-    list of (name, ok, detail)."""
+def check_data(loads):
+    """Re-checks the data against what the clients were told, in every load
+    run against this shop so far.  Returns a list of (name, ok, detail)."""
     results = []
-    orders = [r for r in load.requests if r.kind == "order"]
-    coupons = [r for r in load.requests if r.kind == "coupon"]
+    requests = [r for load in loads for r in load.requests]
+    orders = [r for r in requests if r.kind == "order"]
+    coupons = [r for r in requests if r.kind == "coupon"]
 
-    unresolved = [r.key for r in load.requests if r.outcome is None]
+    unresolved = [r.key for r in requests if r.outcome is None]
     results.append(("every request got a definite answer", not unresolved,
                     f"{len(unresolved)} unresolved, e.g. {unresolved[:3]}" if unresolved else "ok"))
-    server_errors = [(r.key, a.status) for r in load.requests for a in r.attempts
+    server_errors = [(r.key, a.status) for r in requests for a in r.attempts
                      if a.status >= 500 and a.status not in (503, 504)]
     results.append(("no 5xx other than 503/504", not server_errors,
                     f"{len(server_errors)}, e.g. {server_errors[:3]}" if server_errors else "ok"))

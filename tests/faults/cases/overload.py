@@ -32,6 +32,7 @@ def run(ctx):
     calib = ctx.load(rate=1, seconds=800, coupon_share=0.0, lines=LINES, prefix="cap")
     elapsed = asyncio.run(calib.run_closed(64))
     capacity = calib.figures()["acked"] / elapsed
+    ctx.loads.append(calib)     # its orders are checked too
 
     seconds = 6 if ctx.short else 12
     rate = int(capacity * 3)
