@@ -8,6 +8,7 @@
 
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,12 +29,20 @@ typedef struct error_row {
 	const char *sqlstate;
 	const char *code;
 	int http_status;
+	const char *condition;
 } error_row_t;
 
 static const error_row_t error_rows[] = {
-#define ERROR_ROW(name, sqlstate, status, condition) {sqlstate, #name, status},
+#define ERROR_ROW(name, sqlstate, status, condition) {sqlstate, #name, status, condition},
 	COMMERCE_ERROR_TABLE(ERROR_ROW)
 #undef ERROR_ROW
+};
+
+/* Indexes into error_rows, to name one row without repeating its SQLSTATE. */
+enum {
+#define ERROR_INDEX(name, sqlstate, status, condition) ERROR_INDEX_##name,
+	COMMERCE_ERROR_TABLE(ERROR_INDEX)
+#undef ERROR_INDEX
 };
 
 static uint64_t
@@ -182,6 +191,57 @@ sqlstate_is_unavailable(const char *s)
 		|| strcmp(s, "55P03") == 0;	/* lock not available */
 }
 
+/* A value the handler copied into the call for the response body; 0 if absent (ids start at 1). */
+static int64_t
+call_extra(const call_t *call, const char *key)
+{
+	for (int i = 0; i < call->n_extra; i++)
+		if (strcmp(call->extra_keys[i], key) == 0)
+			return call->extra_values[i];
+	return 0;
+}
+
+static int
+field_is(PGresult *res, int field, const char *expected)
+{
+	const char *value = PQresultErrorField(res, field);
+
+	return value != NULL && strcmp(value, expected) == 0;
+}
+
+/*
+ * Whether the error refuses a duplicate coupon attempt: the user already
+ * holds the coupon.  That is the extension's COUPON_ALREADY_ISSUED, or the
+ * unique key (coupon_id, user_id) of issued_coupons should a duplicate ever
+ * get past the advisory lock and ON CONFLICT.  Each one is counted (abuse or
+ * a client retrying blindly shows as a rising rate); the log line with the
+ * ids is written only at --log-level info, since a flash sale refuses
+ * thousands a second.  commerce_log is a single write(2) of one line to
+ * stderr: cheap, not interleaved between threads, and it could only stall
+ * the loop if stderr were a pipe nobody reads, a risk taken only by an
+ * operator who asked for info.
+ */
+static int
+coupon_duplicate(call_t *call, PGresult *res, const char *sqlstate)
+{
+	const char *how;
+
+	if (call->route != ROUTE_COUPONS_ISSUE)
+		return 0;
+	if (strcmp(sqlstate, error_rows[ERROR_INDEX_COUPON_ALREADY_ISSUED].sqlstate) == 0)
+		how = "";
+	else if (strcmp(sqlstate, "23505") == 0 && field_is(res, PG_DIAG_SCHEMA_NAME, "commerce") &&
+			 field_is(res, PG_DIAG_TABLE_NAME, "issued_coupons"))
+		how = " (unique key)";
+	else
+		return 0;
+	metrics_count_coupon_duplicate(&call->worker->metrics);
+	if (commerce_config.log_level >= COMMERCE_LOG_INFO)
+		commerce_log("coupon already issued%s: user %" PRId64 " coupon %" PRId64,
+					 how, call_extra(call, "userId"), call_extra(call, "couponId"));
+	return 1;
+}
+
 static void
 reply_pg_error(call_t *call, PGresult *res)
 {
@@ -192,6 +252,14 @@ reply_pg_error(call_t *call, PGresult *res)
 		sqlstate = "";
 	if (primary == NULL)
 		primary = "database error";
+	if (coupon_duplicate(call, res, sqlstate)) {
+		const error_row_t *row = &error_rows[ERROR_INDEX_COUPON_ALREADY_ISSUED];
+
+		/* the unique key's own message names an index, not what the client did */
+		call_reply_error(call, row->http_status, row->code, "%s",
+						 strcmp(sqlstate, row->sqlstate) == 0 ? primary : row->condition);
+		return;
+	}
 	if (strncmp(sqlstate, COMMERCE_SQLSTATE_CLASS, 2) == 0) {
 		for (size_t i = 0; i < sizeof(error_rows) / sizeof(error_rows[0]); i++)
 			if (strcmp(error_rows[i].sqlstate, sqlstate) == 0) {
@@ -224,6 +292,10 @@ on_query_result(void *owner, db_outcome_t outcome, PGresult *res)
 	case DB_UNAVAILABLE:
 		call->worker->metrics.rejected_unavailable++;
 		call_reply_error(call, 503, "UNAVAILABLE", "database connection lost, retry later");
+		return;
+	case DB_NOT_SENT:
+		call->worker->metrics.rejected_queue_full++;
+		call_reply_error(call, 503, "UNAVAILABLE", "overloaded: not sent to the database in time, retry later");
 		return;
 	case DB_TIMEOUT:
 		call->worker->metrics.timeouts++;

@@ -18,7 +18,7 @@ commerce_config_t commerce_config;
 
 typedef enum option_id {
 	OPT_LISTEN, OPT_DB, OPT_THREADS, OPT_POOL_SIZE, OPT_PIPELINE_DEPTH, OPT_QUEUE_SIZE,
-	OPT_DEADLINE_MS, OPT_MAX_BODY, OPT_MAX_CONNECTIONS, OPT_DRAIN_MS, OPT__COUNT
+	OPT_DEADLINE_MS, OPT_MAX_BODY, OPT_MAX_CONNECTIONS, OPT_DRAIN_MS, OPT_LOG_LEVEL, OPT__COUNT
 } option_id_t;
 
 typedef struct option_spec {
@@ -50,6 +50,8 @@ static const option_spec_t option_specs[OPT__COUNT] = {
 		"open client connections over all threads; beyond it accepting pauses (default 16384)"},
 	[OPT_DRAIN_MS] = {"drain-ms", "COMMERCE_HTTP_DRAIN_MS", "MS", 0, 3600000,
 		"on SIGTERM, longest wait for in-flight calls before exiting (default 10000)"},
+	[OPT_LOG_LEVEL] = {"log-level", "COMMERCE_HTTP_LOG_LEVEL", "LEVEL", 0, 0,
+		"warning (default) or info; info adds a line per refused duplicate coupon attempt (user, coupon)"},
 };
 
 static void
@@ -127,6 +129,17 @@ parse_listen(const char *argv0, const char *value)
 }
 
 static void
+parse_log_level(const char *argv0, const char *value)
+{
+	if (strcmp(value, "warning") == 0)
+		commerce_config.log_level = COMMERCE_LOG_WARNING;
+	else if (strcmp(value, "info") == 0)
+		commerce_config.log_level = COMMERCE_LOG_INFO;
+	else
+		die_option(argv0, OPT_LOG_LEVEL, value, "expected 'warning' or 'info'");
+}
+
+static void
 apply_option(const char *argv0, int id, const char *value)
 {
 	switch (id) {
@@ -140,6 +153,7 @@ apply_option(const char *argv0, int id, const char *value)
 	case OPT_MAX_BODY: commerce_config.max_body = (size_t) parse_number(argv0, id, value); break;
 	case OPT_MAX_CONNECTIONS: commerce_config.max_connections = (int) parse_number(argv0, id, value); break;
 	case OPT_DRAIN_MS: commerce_config.drain_ms = (int) parse_number(argv0, id, value); break;
+	case OPT_LOG_LEVEL: parse_log_level(argv0, value); break;
 	}
 }
 
@@ -160,6 +174,7 @@ commerce_config_load(int argc, char **argv)
 	commerce_config.max_body = 65536;
 	commerce_config.max_connections = 16384;
 	commerce_config.drain_ms = 10000;
+	commerce_config.log_level = COMMERCE_LOG_WARNING;
 
 	for (int i = 0; i < OPT__COUNT; i++) {
 		const char *value = getenv(option_specs[i].env);

@@ -9,6 +9,12 @@
 
 #include <stddef.h>
 
+/* --log-level: what goes to stderr beyond errors and warnings. */
+typedef enum commerce_log_level {
+	COMMERCE_LOG_WARNING,		/* default: errors, warnings, start and stop */
+	COMMERCE_LOG_INFO			/* also one line per refused duplicate coupon attempt */
+} commerce_log_level_t;
+
 typedef struct commerce_config {
 	char listen_host[256];
 	unsigned short listen_port;
@@ -21,6 +27,7 @@ typedef struct commerce_config {
 	size_t max_body;			/* larger request bodies get 413 */
 	int max_connections;		/* open client connections, all threads */
 	int drain_ms;				/* SIGTERM: longest wait for in-flight calls */
+	commerce_log_level_t log_level;
 } commerce_config_t;
 
 extern commerce_config_t commerce_config;

@@ -304,13 +304,20 @@ conn_fail(db_conn_t *conn, const char *why)
 
 	if (conn->state == DB_CONN_DOWN)
 		return;
-	/* one line when a connection is lost and one when a streak of attempts starts */
-	if (was_ready || conn->backoff_step == 0) {
-		char msg[256];
+	/*
+	 * One line when a connection is lost and one each time the reason of a
+	 * streak of failed attempts changes ("server closed the connection",
+	 * then "too many clients already"): the operator sees why it cannot
+	 * reconnect without a line per attempt.
+	 */
+	{
+		char msg[sizeof(conn->last_error)];
 
 		snprintf(msg, sizeof(msg), "%s", why != NULL ? why : "unknown error");
 		msg[strcspn(msg, "\n")] = '\0';
-		commerce_log("database connection %d.%d: %s", pool->id, conn->index, msg);
+		if (was_ready || conn->backoff_step == 0 || strcmp(msg, conn->last_error) != 0)
+			commerce_log("database connection %d.%d: %s", pool->id, conn->index, msg);
+		memcpy(conn->last_error, msg, sizeof(msg));
 	}
 	pool->connect_failures++;
 	conn->state = DB_CONN_DOWN;
@@ -497,9 +504,19 @@ pool_pick(db_pool_t *pool)
 	return best;
 }
 
+/*
+ * Sends waiting calls, oldest first, while a connection can take one.  A call
+ * that has waited longer than max_wait is not sent but refused (503, nothing
+ * happened): under overload this keeps every call that reaches the database
+ * within max_wait of its arrival, so accepted calls answer well inside the
+ * deadline instead of all of them timing out (CoDel's head drop, with a
+ * fixed target).
+ */
 static void
 pool_dispatch_waiting(db_pool_t *pool)
 {
+	uint64_t now = h2o_now(pool->loop);
+
 	while (!h2o_linklist_is_empty(&pool->waiting)) {
 		db_conn_t *conn = pool_pick(pool);
 		db_query_t *q;
@@ -509,6 +526,11 @@ pool_dispatch_waiting(db_pool_t *pool)
 		q = query_of_link(pool->waiting.next);
 		h2o_linklist_unlink(&q->link);
 		pool->n_waiting--;
+		if (now - q->submitted_at > pool->max_wait_ms) {
+			query_complete(q, DB_NOT_SENT);
+			query_free(q);
+			continue;
+		}
 		if (conn_send(conn, q) != 0) {
 			/* q is in the FIFO when the failure came from the flush */
 			if (!h2o_linklist_is_linked(&q->link)) {
@@ -525,13 +547,15 @@ on_deadline(h2o_timeout_entry_t *entry)
 {
 	db_query_t *q = query_of_deadline(entry);
 
-	query_complete(q, DB_TIMEOUT);
 	if (q->conn == NULL) {
-		/* never sent: nothing will come back for it */
+		/* never sent: nothing happened, and nothing will come back for it */
+		query_complete(q, DB_NOT_SENT);
 		h2o_linklist_unlink(&q->link);
 		q->pool->n_waiting--;
 		query_free(q);
+		return;
 	}
+	query_complete(q, DB_TIMEOUT);
 }
 
 int
@@ -543,13 +567,16 @@ db_submit(db_pool_t *pool, db_query_t *q, void *owner, db_result_cb on_result)
 	q->owner = owner;
 	q->on_result = on_result;
 	q->deadline.cb = on_deadline;
+	q->submitted_at = h2o_now(pool->loop);
 	if (pool->n_ready == 0) {
 		free(q);
 		return -1;
 	}
 	/* straight to a connection only when nobody is waiting: calls leave in arrival order */
 	conn = pool->n_waiting == 0 ? pool_pick(pool) : NULL;
-	if (conn == NULL && pool->n_waiting >= pool->queue_size) {
+	if (conn == NULL && (pool->n_waiting >= pool->queue_size ||
+						 (pool->n_waiting > 0 &&
+						  q->submitted_at - query_of_link(pool->waiting.next)->submitted_at > pool->max_wait_ms))) {
 		free(q);
 		return -2;
 	}
@@ -606,6 +633,7 @@ db_pool_init(db_pool_t *pool, int id, h2o_evloop_t *loop, const char *conninfo, 
 	pool->queue_size = queue_size;
 	h2o_linklist_init_anchor(&pool->waiting);
 	h2o_timeout_init(loop, &pool->deadline_timeout, (uint64_t) deadline_ms);
+	pool->max_wait_ms = (uint64_t) deadline_ms / 4;
 	h2o_timeout_init(loop, &pool->connect_timeout, CONNECT_TIMEOUT_MS);
 	for (int i = 0; i < DB_BACKOFF_STEPS; i++)
 		h2o_timeout_init(loop, &pool->backoff[i], backoff_ms[i]);

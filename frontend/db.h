@@ -36,7 +36,8 @@
 typedef enum db_outcome {
 	DB_RESULT,					/* res is the statement's result (ok or error) */
 	DB_UNAVAILABLE,				/* connection lost or none ready: 503 */
-	DB_TIMEOUT					/* the deadline passed first: 504 */
+	DB_NOT_SENT,				/* shed from the waiting queue, never sent: 503 */
+	DB_TIMEOUT					/* sent, and the deadline passed first: 504 */
 } db_outcome_t;
 
 typedef void (*db_result_cb) (void *owner, db_outcome_t outcome, PGresult *res);
@@ -52,6 +53,7 @@ typedef struct db_query {
 	db_result_cb on_result;
 	h2o_timeout_entry_t deadline;
 	PGresult *result;
+	uint64_t submitted_at;		/* loop time of db_submit */
 	int stmt;					/* db_statement_t, or -1 for the prepare batch */
 	int retries;
 	int nparams;
@@ -75,6 +77,7 @@ struct db_conn {
 	int backoff_step;
 	int ever_ready;
 	uint64_t progress_at;		/* loop time of the last answer (or first send) */
+	char last_error[256];		/* the reason last logged for this connection */
 	h2o_timeout_entry_t retry;	/* backoff while DOWN, connect timeout while CONNECTING */
 };
 
@@ -86,6 +89,7 @@ struct db_pool {
 	int size;
 	int pipeline_depth;
 	int queue_size;
+	uint64_t max_wait_ms;		/* a quarter of the deadline: longest wait before being sent */
 	h2o_linklist_t waiting;
 	int n_waiting;
 	int n_ready;
@@ -105,8 +109,12 @@ db_query_t *db_query_new(db_statement_t stmt, int nparams, const char *const *va
 
 /*
  * Hands q to the pool.  0: the callback will run exactly once (result,
- * unavailable or timeout) unless detached first.  -1: no connection is ready;
- * -2: the waiting queue is full.  On failure q has been freed.
+ * unavailable, not sent or timeout) unless detached first.  -1: no
+ * connection is ready; -2: the waiting queue is full, or its oldest call has
+ * waited longer than a quarter of the deadline (the database is not keeping
+ * up: a call queued now would likely time out, so it is refused at once and
+ * the calls already accepted keep their latency).  On failure q has been
+ * freed.
  */
 int db_submit(db_pool_t *pool, db_query_t *q, void *owner, db_result_cb on_result);
 

@@ -245,6 +245,7 @@ handle_coupons_issue(call_t *call, h2o_iovec_t id)
 		validate_id(call, body, "couponId", 1, &coupon_id) != FIELD_ANSWERED) {
 		values[0] = int_text(user_text, user_id);
 		values[1] = int_text(coupon_text, coupon_id);
+		/* for the 201 body, and for call.c's log line when the user already holds it */
 		add_extra(call, "couponId", coupon_id);
 		add_extra(call, "userId", user_id);
 		call->extra_status = "issued";

@@ -42,6 +42,12 @@ metrics_record(metrics_t *m, route_id_t route, int status, uint64_t latency_us)
 	__atomic_store_n(&m->latency_sum_us, m->latency_sum_us + latency_us, __ATOMIC_RELAXED);
 }
 
+void
+metrics_count_coupon_duplicate(metrics_t *m)
+{
+	BUMP(m->coupon_duplicates);
+}
+
 typedef struct text {
 	char *buf;
 	size_t len, cap;
@@ -111,7 +117,7 @@ metrics_render(size_t *len)
 
 	{
 		uint64_t ready = 0, total = 0, waiting = 0, in_flight = 0, reconnects = 0, failures = 0, retries = 0;
-		uint64_t queue_full = 0, unavailable = 0, timeouts = 0, open = 0, calls = 0;
+		uint64_t queue_full = 0, unavailable = 0, timeouts = 0, open = 0, calls = 0, duplicates = 0;
 
 		for (int w = 0; w < worker_count; w++) {
 			worker_t *wk = &workers[w];
@@ -127,6 +133,7 @@ metrics_render(size_t *len)
 			queue_full += LOAD(wk->metrics.rejected_queue_full);
 			unavailable += LOAD(wk->metrics.rejected_unavailable);
 			timeouts += LOAD(wk->metrics.timeouts);
+			duplicates += LOAD(wk->metrics.coupon_duplicates);
 			open += (uint64_t) LOAD(wk->open_connections);
 			calls += (uint64_t) LOAD(wk->calls_in_flight);
 		}
@@ -160,14 +167,18 @@ metrics_render(size_t *len)
 					"# TYPE commerce_http_rejected_total counter\n"
 					"commerce_http_rejected_total{reason=\"queue_full\"} %llu\n"
 					"commerce_http_rejected_total{reason=\"unavailable\"} %llu\n"
-					"commerce_http_rejected_total{reason=\"timeout\"} %llu\n",
+					"commerce_http_rejected_total{reason=\"timeout\"} %llu\n"
+					"# HELP commerce_http_coupon_duplicate_attempts_total Coupon issue requests refused "
+					"because the user already holds the coupon.\n"
+					"# TYPE commerce_http_coupon_duplicate_attempts_total counter\n"
+					"commerce_http_coupon_duplicate_attempts_total %llu\n",
 					(unsigned long long) ready, (unsigned long long) total,
 					(unsigned long long) in_flight, (unsigned long long) waiting,
 					(unsigned long long) calls, (unsigned long long) open,
 					(unsigned long long) reconnects, (unsigned long long) failures,
 					(unsigned long long) retries,
 					(unsigned long long) queue_full, (unsigned long long) unavailable,
-					(unsigned long long) timeouts);
+					(unsigned long long) timeouts, (unsigned long long) duplicates);
 	}
 	*len = t.len;
 	return t.buf;

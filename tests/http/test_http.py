@@ -617,6 +617,121 @@ class ConcurrencyTest(unittest.TestCase):
         self.assertEqual(get(f"/api/products/{pid}").json["stock"], 0)
 
 
+def coupon_duplicates(port=None):
+    """commerce_http_coupon_duplicate_attempts_total of one daemon."""
+    text = get("/metrics", port=port).raw
+    assert "# TYPE commerce_http_coupon_duplicate_attempts_total counter" in text, text
+    assert "# HELP commerce_http_coupon_duplicate_attempts_total " in text, text
+    return int(re.search(r"^commerce_http_coupon_duplicate_attempts_total (\d+)$", text, re.M).group(1))
+
+
+class CouponDuplicateTest(unittest.TestCase, SanitizerCheck):
+    """A refused duplicate coupon attempt (COUPON_ALREADY_ISSUED, or the
+    unique key of issued_coupons) is counted in /metrics, and logged with its
+    user and coupon ids only at --log-level info."""
+    PORT = HTTP_PORT + 14       # 18095 by default
+    LINE = "commerce-http: coupon already issued"
+
+    def issue(self, uid, cid, port=None):
+        return post("/api/coupons/issue", {"userId": uid, "couponId": cid}, port=port)
+
+    def test_counter_counts_each_refused_attempt(self):
+        uid, cid = new_user(), new_coupon()
+        before = coupon_duplicates()
+        statuses = [(r.status, r.code) for r in (self.issue(uid, cid) for _ in range(3))]
+        self.assertEqual(statuses, [(201, None), (409, "COUPON_ALREADY_ISSUED"), (409, "COUPON_ALREADY_ISSUED")])
+        self.assertEqual(coupon_duplicates() - before, 2)
+        self.assertEqual(psql_value(f"SELECT count(*) FROM commerce.issued_coupons WHERE coupon_id = {cid}"), "1")
+
+    def test_concurrent_attempts_of_one_user(self):
+        # the advisory lock serialises them: one wins, every other one is a counted duplicate
+        uid, cid = new_user(), new_coupon()
+        before = coupon_duplicates()
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            results = list(ex.map(lambda _: self.issue(uid, cid), range(8)))
+        counts = {}
+        for r in results:
+            counts[(r.status, r.code)] = counts.get((r.status, r.code), 0) + 1
+        self.assertEqual(counts, {(201, None): 1, (409, "COUPON_ALREADY_ISSUED"): 7}, counts)
+        self.assertEqual(coupon_duplicates() - before, 7)
+
+    def test_other_refusals_are_not_counted(self):
+        cid = new_coupon(quantity=1)
+        self.assertEqual(self.issue(new_user(), cid).status, 201)
+        before = coupon_duplicates()
+        self.assertEqual(self.issue(new_user(), cid).code, "COUPON_SOLD_OUT")
+        self.assertEqual(self.issue(new_user(), 999999999).code, "NOT_FOUND")
+        self.assertEqual(self.issue(999999999, new_coupon()).code, "NOT_FOUND")
+        uid, pid = new_user(), new_product()
+        self.assertEqual(post("/api/orders", {"userId": uid, "productId": pid, "quantity": 1,
+                                              "couponId": cid}).code, "COUPON_NOT_USABLE")
+        self.assertEqual(coupon_duplicates(), before)
+
+    def test_no_log_line_at_default_level(self):
+        uid, cid = new_user(), new_coupon()
+        self.issue(uid, cid)
+        self.assertEqual(self.issue(uid, cid).code, "COUPON_ALREADY_ISSUED")
+        self.assertNotIn(self.LINE, MAIN.read_log())
+
+    def test_log_line_at_info_level(self):
+        d = Daemon("--log-level", "info", port=self.PORT).start()
+        try:
+            (u1, c1), (u2, c2) = (new_user(), new_coupon()), (new_user(), new_coupon())
+            before = coupon_duplicates(port=self.PORT)
+            for uid, cid, times in ((u1, c1, 3), (u2, c2, 2)):
+                self.assertEqual([self.issue(uid, cid, port=self.PORT).status for _ in range(times)],
+                                 [201] + [409] * (times - 1))
+            self.assertEqual(self.issue(u1, c2, port=self.PORT).status, 201)   # issued: no line
+            self.assertEqual(coupon_duplicates(port=self.PORT) - before, 3)
+            # each line is written before its 409 is sent
+            lines = [line for line in d.read_log().splitlines() if line.startswith(self.LINE)]
+            self.assertEqual(lines, [f"{self.LINE}: user {u1} coupon {c1}"] * 2 +
+                             [f"{self.LINE}: user {u2} coupon {c2}"], d.read_log()[-2000:])
+        finally:
+            self.assertCleanExit(d, d.stop())
+
+    def test_unique_violation_on_issued_coupons(self):
+        # should the advisory lock and ON CONFLICT ever be bypassed, the unique
+        # key's 23505 is the same refusal: a trigger raises it as btree would
+        cid = new_coupon()
+        psql("CREATE FUNCTION public.http_test_unique_violation() RETURNS trigger LANGUAGE plpgsql AS $$ "
+             "BEGIN RAISE unique_violation USING MESSAGE = 'duplicate key value violates unique constraint "
+             "\"issued_coupons_coupon_id_user_id_key\"', SCHEMA = 'commerce', TABLE = 'issued_coupons', "
+             "CONSTRAINT = 'issued_coupons_coupon_id_user_id_key'; END $$; "
+             "CREATE TRIGGER http_test_unique_violation BEFORE INSERT ON commerce.issued_coupons "
+             f"FOR EACH ROW WHEN (NEW.coupon_id = {cid}) EXECUTE FUNCTION public.http_test_unique_violation()")
+        d = None
+        try:
+            d = Daemon("--log-level", "info", port=self.PORT).start()
+            uid = new_user()
+            before = coupon_duplicates(port=self.PORT)
+            r = self.issue(uid, cid, port=self.PORT)
+            self.assertEqual((r.status, r.code), (409, "COUPON_ALREADY_ISSUED"), r)
+            self.assertEqual(r.json["error"]["message"], "coupon already issued to this user")
+            self.assertEqual(coupon_duplicates(port=self.PORT) - before, 1)
+            self.assertIn(f"{self.LINE} (unique key): user {uid} coupon {cid}\n", d.read_log())
+            self.assertNotIn("unexpected database error", d.read_log())
+        finally:
+            psql("DROP TRIGGER http_test_unique_violation ON commerce.issued_coupons; "
+                 "DROP FUNCTION public.http_test_unique_violation()")
+            if d is not None:
+                self.assertCleanExit(d, d.stop())
+
+    def test_log_level_option(self):
+        import subprocess
+        from harness import DAEMON
+        out = subprocess.run([DAEMON, "--help"], capture_output=True, text=True)
+        self.assertIn("--log-level LEVEL", out.stdout)
+        self.assertIn("COMMERCE_HTTP_LOG_LEVEL", out.stdout)
+        for args, env in ((["--log-level", "debug"], {}), (["--log-level", ""], {}),
+                          ([], {"COMMERCE_HTTP_LOG_LEVEL": "loud"})):
+            with self.subTest(args=args, env=env):
+                r = subprocess.run([DAEMON, *args], capture_output=True, text=True, env=dict(os.environ, **env))
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn("invalid --log-level", r.stderr)
+                self.assertIn("expected 'warning' or 'info'", r.stderr)
+
+
 class DocsTest(unittest.TestCase):
     def test_openapi_lists_every_route(self):
         with open(os.path.join(ROOT, "frontend", "router.h")) as f:
