@@ -47,13 +47,14 @@ include $(PGXS)
 sql/pg_commerce--$(EXTVERSION).sql: sql/pg_commerce.sql
 	cp $< $@
 
-.PHONY: help deps prepare run test load bench-sql bench-http
+.PHONY: help deps prepare run test load faults bench-sql bench-http
 help:
 	@echo "make            build the extension"
 	@echo "make install    install it into $$($(PG_CONFIG) --sharedir)"
 	@echo "make run        install what is missing, start a private cluster with demo data and commerce-http"
 	@echo "make test       install what is missing and run every test"
 	@echo "make load       the four k6 scenarios of the event sale (tests/load/run all)"
+	@echo "make faults     every fault case at full size (tests/faults/run all)"
 	@echo "make bench-sql  pgbench figures for the SQL hot paths against naive designs"
 	@echo "make bench-http commerce-http (wrk) against pgbench on the same SQL function"
 
@@ -73,6 +74,9 @@ prepare:
 
 load: prepare
 	tests/load/run all
+
+faults: prepare
+	tests/faults/run all
 
 bench-sql: prepare
 	scripts/bench-sql.sh
