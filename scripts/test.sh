@@ -49,12 +49,16 @@ suite() {
 
 suite version      tests/check-version.sh
 suite error-table  tests/check-error-table.sh
+suite alerts       tests/alerts/run.sh
 suite regress      make installcheck ISOLATION=
 suite isolation    make installcheck REGRESS=
 # suites contributed by tests/*/run.sh, in order; each gets PG* from above
-for runner in tests/pgtap/run.sh tests/tap/run.sh tests/http/run.sh; do
+# (backup starts clusters of its own)
+for runner in tests/pgtap/run.sh tests/tap/run.sh tests/backup/run.sh tests/http/run.sh; do
 	[ -x "$runner" ] && suite "$(basename "$(dirname "$runner")")" "$runner"
 done
+# the short fault cases, each against a cluster and daemon of its own
+suite faults-short tests/faults/run --short all
 if [ -x tests/load/run ]; then
 	suite load-small tests/load/run --small all
 fi
