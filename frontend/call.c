@@ -127,6 +127,9 @@ call_reply_text(call_t *call, int status, const char *content_type, const char *
 				   content_type, strlen(content_type));
 	if (status == 503)
 		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+	if (call->idempotency_key != NULL)
+		h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("idempotency-key"), 0, NULL,
+							  call->idempotency_key, strlen(call->idempotency_key));
 	/* without a length h2o chunks 200s and closes the connection after any other status */
 	req->res.content_length = len;
 	if (call->worker->stopping)
@@ -267,6 +270,11 @@ reply_pg_error(call_t *call, PGresult *res)
 				return;
 			}
 	}
+	if (strcmp(sqlstate, "57014") == 0) {
+		/* cancelled by the session's statement_timeout (db.c): rolled back */
+		call_reply_error(call, 503, "UNAVAILABLE", "the database did not finish in time; nothing was changed, retry later");
+		return;
+	}
 	if (sqlstate_is_unavailable(sqlstate)) {
 		commerce_log("%s: database error %s: %s", route_labels[call->route], sqlstate, primary);
 		call_reply_error(call, 503, "UNAVAILABLE", "database unavailable, retry later");
@@ -280,6 +288,14 @@ reply_pg_error(call_t *call, PGresult *res)
 	commerce_log("%s: unexpected database error %s: %s",
 			route_labels[call->route], sqlstate, primary);
 	call_reply_error(call, 500, "INTERNAL", "internal error");
+}
+
+/* Whether the call can change data (every POST route does): its lost answer
+ * means "outcome unknown" rather than "unavailable". */
+static int
+call_writes(const call_t *call)
+{
+	return h2o_memis(call->req->method.base, call->req->method.len, H2O_STRLIT("POST"));
 }
 
 static void
@@ -297,9 +313,21 @@ on_query_result(void *owner, db_outcome_t outcome, PGresult *res)
 		call->worker->metrics.rejected_queue_full++;
 		call_reply_error(call, 503, "UNAVAILABLE", "overloaded: not sent to the database in time, retry later");
 		return;
+	case DB_LOST:
+		call->worker->metrics.rejected_unavailable++;
+		if (call_writes(call))
+			call_reply_error(call, 503, "OUTCOME_UNKNOWN", "database connection lost after the call was sent: "
+							 "it may have taken effect; retry with the same Idempotency-Key");
+		else
+			call_reply_error(call, 503, "UNAVAILABLE", "database connection lost, retry later");
+		return;
 	case DB_TIMEOUT:
 		call->worker->metrics.timeouts++;
-		call_reply_error(call, 504, "TIMEOUT", "no answer from the database within the deadline");
+		if (call_writes(call))
+			call_reply_error(call, 504, "OUTCOME_UNKNOWN", "no answer from the database within the deadline: "
+							 "it may still take effect; retry with the same Idempotency-Key");
+		else
+			call_reply_error(call, 504, "TIMEOUT", "no answer from the database within the deadline");
 		return;
 	case DB_RESULT:
 		break;

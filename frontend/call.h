@@ -37,6 +37,7 @@ struct call {
 	int64_t extra_values[CALL_MAX_EXTRA];
 	const char *extra_status;	/* a constant "status" field, when not from the row */
 	int row_first;				/* put the row's fields before the extra ones */
+	const char *idempotency_key;	/* sent back on every answer (in req->pool), or NULL */
 };
 
 call_t *call_new(h2o_req_t *req, route_id_t route);

@@ -4,7 +4,7 @@
  *
  * Per connection: DOWN -(backoff timer)-> CONNECTING -(PQconnectPoll ok)->
  * PREPARING -(the prepare batch's Sync)-> READY; any failure goes back to
- * DOWN, failing every in-flight query with DB_UNAVAILABLE.  h2o watches a
+ * DOWN, failing every in-flight query with DB_LOST.  h2o watches a
  * dup() of the libpq socket (an h2o socket closes its fd) created with
  * DONT_READ so that h2o never reads libpq's bytes; the dup is re-made
  * whenever PQsocket() changes during connection.
@@ -205,7 +205,23 @@ conn_send_prepares(db_conn_t *conn)
 {
 	db_query_t *batch;
 
+	char set_timeout[64];
+
 	if (PQsetnonblocking(conn->pg, 1) != 0 || PQenterPipelineMode(conn->pg) != 1) {
+		conn_fail(conn, PQerrorMessage(conn->pg));
+		return;
+	}
+	/*
+	 * A statement still running when its call's deadline passes must not
+	 * commit later unseen.  The backend cancels any statement after three
+	 * quarters of the deadline; a call waits at most a quarter before it is
+	 * sent (pool_dispatch_waiting), so a statement that started within that
+	 * quarter has committed or been cancelled by the time its 504 is sent.
+	 * (One behind others in the same pipeline may start later; its 504 still
+	 * says "outcome unknown", and its retry with the same key finds it.)
+	 */
+	snprintf(set_timeout, sizeof(set_timeout), "SET statement_timeout = %d", conn->pool->statement_timeout_ms);
+	if (!PQsendQueryParams(conn->pg, set_timeout, 0, NULL, NULL, NULL, NULL, 0)) {
 		conn_fail(conn, PQerrorMessage(conn->pg));
 		return;
 	}
@@ -333,7 +349,8 @@ conn_fail(db_conn_t *conn, const char *why)
 
 		h2o_linklist_unlink(&q->link);
 		conn->n_in_flight--;
-		query_complete(q, DB_UNAVAILABLE);
+		/* sent (or being sent): it may have committed before the loss */
+		query_complete(q, DB_LOST);
 		query_free(q);
 	}
 	conn->n_in_flight = 0;
@@ -634,6 +651,9 @@ db_pool_init(db_pool_t *pool, int id, h2o_evloop_t *loop, const char *conninfo, 
 	h2o_linklist_init_anchor(&pool->waiting);
 	h2o_timeout_init(loop, &pool->deadline_timeout, (uint64_t) deadline_ms);
 	pool->max_wait_ms = (uint64_t) deadline_ms / 4;
+	pool->statement_timeout_ms = deadline_ms - deadline_ms / 4;
+	if (pool->statement_timeout_ms < 1)
+		pool->statement_timeout_ms = 1;	/* 0 would mean no timeout at all */
 	h2o_timeout_init(loop, &pool->connect_timeout, CONNECT_TIMEOUT_MS);
 	for (int i = 0; i < DB_BACKOFF_STEPS; i++)
 		h2o_timeout_init(loop, &pool->backoff[i], backoff_ms[i]);

@@ -35,9 +35,10 @@
 
 typedef enum db_outcome {
 	DB_RESULT,					/* res is the statement's result (ok or error) */
-	DB_UNAVAILABLE,				/* connection lost or none ready: 503 */
+	DB_UNAVAILABLE,				/* not sent: no connection ready, or lost before sending: 503 */
 	DB_NOT_SENT,				/* shed from the waiting queue, never sent: 503 */
-	DB_TIMEOUT					/* sent, and the deadline passed first: 504 */
+	DB_LOST,					/* sent, then the connection was lost: outcome unknown, 503 */
+	DB_TIMEOUT					/* sent, and the deadline passed first: outcome unknown, 504 */
 } db_outcome_t;
 
 typedef void (*db_result_cb) (void *owner, db_outcome_t outcome, PGresult *res);
@@ -90,6 +91,7 @@ struct db_pool {
 	int pipeline_depth;
 	int queue_size;
 	uint64_t max_wait_ms;		/* a quarter of the deadline: longest wait before being sent */
+	int statement_timeout_ms;	/* three quarters of the deadline: see conn_send_prepares */
 	h2o_linklist_t waiting;
 	int n_waiting;
 	int n_ready;

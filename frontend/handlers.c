@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "validate.h"
 
@@ -58,6 +59,28 @@ idempotency_key(call_t *call, char *out)
 		}
 	memcpy(out, v.base, v.len);
 	out[v.len] = '\0';
+	return FIELD_OK;
+}
+
+/*
+ * An order sent without Idempotency-Key gets one from the daemon, sent back
+ * in the answer's Idempotency-Key header (also on a 503 or 504), so that
+ * every client can retry a lost or late answer without paying twice:
+ * "auto-" and 128 random bits.  GRND_NONBLOCK: getrandom() never blocks once
+ * the kernel's pool is initialised; if it would, the call is refused.
+ */
+static int
+generate_idempotency_key(call_t *call, char *out)
+{
+	unsigned char bits[16];
+
+	if (getrandom(bits, sizeof(bits), GRND_NONBLOCK) != (ssize_t) sizeof(bits)) {
+		call_reply_error(call, 503, "UNAVAILABLE", "cannot generate an Idempotency-Key now; send one");
+		return FIELD_ANSWERED;
+	}
+	strcpy(out, "auto-");
+	for (size_t i = 0; i < sizeof(bits); i++)
+		snprintf(out + 5 + 2 * i, 3, "%02x", bits[i]);
 	return FIELD_OK;
 }
 
@@ -133,6 +156,9 @@ handle_orders_create(call_t *call, h2o_iovec_t id)
 	(void) id;
 	if ((has_key = idempotency_key(call, key)) == FIELD_ANSWERED)
 		return;
+	if (has_key == FIELD_ABSENT && (has_key = generate_idempotency_key(call, key)) == FIELD_ANSWERED)
+		return;
+	call->idempotency_key = h2o_strdup(&call->req->pool, key, SIZE_MAX).base;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
 	if (validate_id(call, body, "userId", 1, &user_id) == FIELD_ANSWERED ||
@@ -182,7 +208,7 @@ handle_orders_create(call_t *call, h2o_iovec_t id)
 	values[0] = int_text(user_text, user_id);
 	values[1] = items_text;
 	values[2] = has_coupon == FIELD_OK ? int_text(coupon_text, coupon_id) : NULL;
-	values[3] = has_key == FIELD_OK ? key : NULL;
+	values[3] = key;			/* the client's or a generated one */
 	call->on_rows = rows_reply_single;
 	call->ok_status = 201;
 	call_query(call, DB_STMT_PLACE_ORDER, 4, values);

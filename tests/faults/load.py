@@ -30,6 +30,7 @@ class Attempt:
     status: int          # HTTP status, or 0 when the answer was lost
     code: str = None     # the error code of a JSON error body
     retry_after: str = None  # the Retry-After header, if any
+    wall: float = 0.0    # time.time() when sent, to compare with the database's now()
 
 
 @dataclass
@@ -158,7 +159,7 @@ class Load:
     async def attempt(self, req, first):
         path = "/api/orders" if req.kind == "order" else "/api/coupons/issue"
         drop = first and self.drop_share and self.rng.random() < self.drop_share
-        sent = self.now()
+        sent, wall = self.now(), time.time()
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         status, hdrs, payload = await http_call(self.conns, "POST", path, req.body,
@@ -169,7 +170,7 @@ class Load:
         except ValueError:
             answer = None
         code = (answer or {}).get("error", {}).get("code") if isinstance(answer, dict) else None
-        req.attempts.append(Attempt(sent, self.now() - sent, status, code, hdrs.get("retry-after")))
+        req.attempts.append(Attempt(sent, self.now() - sent, status, code, hdrs.get("retry-after"), wall))
         return status, hdrs, answer
 
     async def run_request(self, req):
@@ -235,7 +236,11 @@ class Load:
             "acked": sum(r.acked for r in self.requests),
             "refused_4xx": sum(1 for r in self.requests if r.outcome and 400 <= r.outcome < 500),
             "unresolved": sum(1 for r in self.requests if r.outcome is None),
+            # 503 UNAVAILABLE: not sent, nothing happened; OUTCOME_UNKNOWN (503
+            # connection lost, 504 late): sent, may have taken effect
             "status_503": sum(a.status == 503 for a in attempts),
+            "unavailable_503": sum(a.status == 503 and a.code == "UNAVAILABLE" for a in attempts),
+            "outcome_unknown_503": sum(a.status == 503 and a.code == "OUTCOME_UNKNOWN" for a in attempts),
             "status_504": sum(a.status == 504 for a in attempts),
             "status_500": sum(a.status >= 500 and a.status not in (503, 504) for a in attempts),
             "lost_answers": sum(a.status == 0 for a in attempts),

@@ -183,12 +183,19 @@ def check_data(loads):
     # Orders: what the database holds for this run's keys, against the answers.
     stored = {row[0]: row for row in psql(
         "SELECT idempotency_key, id, user_id, total_amount, paid_amount, status, count(*) OVER (PARTITION BY"
-        " user_id, idempotency_key) FROM commerce.orders WHERE idempotency_key IS NOT NULL")}
-    lost, wrong, extra, doubled = [], [], [], []
+        " user_id, idempotency_key), extract(epoch FROM created_at) FROM commerce.orders"
+        " WHERE idempotency_key IS NOT NULL")}
+    lost, wrong, extra, doubled, unavailable_but_done = [], [], [], [], []
     for r in orders:
         row = stored.get(r.key)
         if row and int(row[6]) > 1:
             doubled.append(r.key)
+        if row:
+            # the order's transaction began inside one attempt's window; that
+            # attempt must not have been told "UNAVAILABLE: nothing happened"
+            began = float(row[7])
+            unavailable_but_done += [(r.key, a.code) for a in r.attempts if a.status == 503
+                                     and a.code == "UNAVAILABLE" and a.wall <= began <= a.wall + a.latency]
         if r.acked:
             a = r.answer or {}
             if row is None:
@@ -201,6 +208,8 @@ def check_data(loads):
     results.append(("every acknowledged order is stored, for its user, with its amounts", not lost and not wrong,
                     f"{len(lost)} missing {lost[:3]}, {len(wrong)} different {wrong[:2]}" if lost or wrong else
                     f"ok ({sum(r.acked for r in orders)} orders)"))
+    results.append(("no order was placed by an attempt answered 503 UNAVAILABLE", not unavailable_but_done,
+                    f"{len(unavailable_but_done)}, e.g. {unavailable_but_done[:3]}" if unavailable_but_done else "ok"))
     results.append(("exactly one order per key", not doubled,
                     f"{len(doubled)} keys with two orders: {doubled[:3]}" if doubled else "ok"))
     results.append(("a refused order left nothing behind", not extra,

@@ -484,17 +484,108 @@ class FaultTest(unittest.TestCase, SanitizerCheck):
         finally:
             self.assertCleanExit(d, d.stop())
 
-    def test_deadline_answers_504(self):
+    def test_statement_past_its_share_of_the_deadline_is_cancelled(self):
+        """statement_timeout is 3/4 of the deadline: a call stuck on a lock is
+        cancelled by PostgreSQL and answered 503 "nothing was changed" before
+        its deadline, for a read and for an order alike."""
         pid = new_product()
-        with self.daemon("--deadline-ms", "300").start() as d:
+        uid = new_user()
+        with self.daemon("--deadline-ms", "400").start() as d:
             with TableLock("commerce.products"):
                 t0 = time.time()
                 r = get(f"/api/products/{pid}", port=self.PORT)
-                self.assertEqual((r.status, r.code), (504, "TIMEOUT"), r)
+                self.assertEqual((r.status, r.code), (503, "UNAVAILABLE"), r)
+                self.assertIn("nothing was changed", r.json["error"]["message"])
                 self.assertLess(time.time() - t0, 2)
-            # the late result is discarded; the connection keeps serving
+            with TableLock("commerce.stock_buckets"):
+                r = post("/api/orders", {"userId": uid, "items": [{"productId": pid, "quantity": 1}]},
+                         headers={"Idempotency-Key": "cancelled-1"}, port=self.PORT)
+                self.assertEqual((r.status, r.code), (503, "UNAVAILABLE"), r)
+            self.assertEqual(psql_value(f"SELECT count(*) FROM commerce.orders WHERE user_id = {uid}"), "0")
+            # the connection keeps serving, and the same key now places the order
             for _ in range(10):
                 self.assertEqual(get(f"/api/products/{pid}", port=self.PORT).status, 200)
+            r = post("/api/orders", {"userId": uid, "items": [{"productId": pid, "quantity": 1}]},
+                     headers={"Idempotency-Key": "cancelled-1"}, port=self.PORT)
+            self.assertEqual(r.status, 201, r)
+        self.assertIsNone(d.sanitizer_report())
+
+    def test_sent_and_late_is_outcome_unknown(self):
+        """A call whose backend freezes after receiving it: 504 OUTCOME_UNKNOWN
+        for a write at the deadline, with the order's
+        Idempotency-Key in the answer; the retry with that key after the
+        backend resumes returns the one order."""
+        pid = new_product()
+        uid = new_user()
+        with self.daemon("--deadline-ms", "500", threads=1, pool_size=1).start() as d:
+            # this daemon's one connection is the newest of role commerce_http
+            backend = int(psql_value("SELECT pid FROM pg_stat_activity WHERE usename = 'commerce_http'"
+                                     " ORDER BY backend_start DESC LIMIT 1"))
+            os.kill(backend, signal.SIGSTOP)
+            try:
+                t0 = time.time()
+                r = post("/api/orders", {"userId": uid, "items": [{"productId": pid, "quantity": 1}]},
+                         port=self.PORT)
+                self.assertEqual((r.status, r.code), (504, "OUTCOME_UNKNOWN"), r)
+                self.assertLess(time.time() - t0, 2)
+                key = r.headers.get("idempotency-key")
+                self.assertRegex(key or "", r"^auto-[0-9a-f]{32}$")
+                self.assertIn("retry with the same Idempotency-Key", r.json["error"]["message"])
+            finally:
+                os.kill(backend, signal.SIGCONT)
+            again = None
+            for _ in range(50):
+                again = post("/api/orders", {"userId": uid, "items": [{"productId": pid, "quantity": 1}]},
+                             headers={"Idempotency-Key": key}, port=self.PORT)
+                if again.status == 201:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(again.status, 201, again)
+            self.assertEqual(again.headers.get("idempotency-key"), key)
+            self.assertEqual(psql(f"SELECT count(*), min(idempotency_key) FROM commerce.orders WHERE user_id = {uid}"),
+                             [["1", key]])
+        self.assertIsNone(d.sanitizer_report())
+
+    def test_connection_lost_in_flight_is_outcome_unknown(self):
+        """An order on the wire when its connection dies: 503 OUTCOME_UNKNOWN
+        (it may have committed), not UNAVAILABLE."""
+        pid = new_product()
+        uid = new_user()
+        with self.daemon("--deadline-ms", "10000", threads=1, pool_size=1).start() as d:
+            backend = psql_value("SELECT pid FROM pg_stat_activity WHERE usename = 'commerce_http'"
+                                 " ORDER BY backend_start DESC LIMIT 1")
+            with TableLock("commerce.stock_buckets"):
+                with concurrent.futures.ThreadPoolExecutor(2) as ex:
+                    order = ex.submit(post, "/api/orders", {"userId": uid, "items": [{"productId": pid, "quantity": 1}]},
+                                      headers={"Idempotency-Key": "lost-1"}, port=self.PORT)
+                    time.sleep(0.3)
+                    psql(f"SELECT pg_terminate_backend({backend})")
+                    r = order.result(10)
+            self.assertEqual((r.status, r.code), (503, "OUTCOME_UNKNOWN"), r)
+            self.assertEqual(r.headers.get("idempotency-key"), "lost-1")
+            self.assertEqual(r.headers.get("retry-after"), "1")
+        self.assertIsNone(d.sanitizer_report())
+
+    def test_order_without_key_gets_one(self):
+        """Every order answer carries an Idempotency-Key: the client's, or one
+        the daemon made, stored with the order; two key-less identical orders
+        are two orders."""
+        pid = new_product()
+        uid = new_user()
+        body = {"userId": uid, "items": [{"productId": pid, "quantity": 1}]}
+        with self.daemon().start() as d:
+            a = post("/api/orders", body, port=self.PORT)
+            b = post("/api/orders", body, port=self.PORT)
+            c = post("/api/orders", body, headers={"Idempotency-Key": "mine-1"}, port=self.PORT)
+            bad = post("/api/orders", {"userId": uid, "items": []}, port=self.PORT)
+        self.assertEqual((a.status, b.status, c.status), (201, 201, 201))
+        self.assertNotEqual(a.headers["idempotency-key"], b.headers["idempotency-key"])
+        self.assertEqual(c.headers["idempotency-key"], "mine-1")
+        self.assertRegex(bad.headers.get("idempotency-key", ""), r"^auto-")
+        stored = dict(psql(f"SELECT id, idempotency_key FROM commerce.orders WHERE user_id = {uid}"))
+        self.assertEqual(stored, {str(a.json["orderId"]): a.headers["idempotency-key"],
+                                  str(b.json["orderId"]): b.headers["idempotency-key"],
+                                  str(c.json["orderId"]): "mine-1"})
         self.assertIsNone(d.sanitizer_report())
 
     def test_queue_full_sheds_load(self):
