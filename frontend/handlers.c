@@ -64,9 +64,10 @@ idempotency_key(call_t *call, char *out)
 
 /*
  * An order sent without Idempotency-Key gets one from the daemon, sent back
- * in the answer's Idempotency-Key header (also on a 503 or 504), so that
- * every client can retry a lost or late answer without paying twice:
- * "auto-" and 128 random bits.  GRND_NONBLOCK: getrandom() never blocks once
+ * in the answer's Idempotency-Key header (also on a 503 or 504), so that a
+ * client told "outcome unknown" can retry without paying twice.  (A client
+ * whose connection drops gets no header: it must send its own key to retry
+ * safely.)  The key is "auto-" and 128 random bits.  GRND_NONBLOCK: getrandom() never blocks once
  * the kernel's pool is initialised; if it would, the call is refused.
  */
 static int
