@@ -61,10 +61,20 @@ main(int argc, char **argv)
 	 */
 	globalconf.max_request_entity_size = commerce_config.max_body * 4;
 	globalconf.http1.upgrade_to_http2 = 0;
+	/*
+	 * h2o 2.2.5 runs one timer per HTTP/1 connection from the moment it
+	 * waits for a request (after accepting, and after each response) until
+	 * the request, body included, is in: a client that sends half a head
+	 * holds its connection only this long.
+	 */
+	globalconf.http1.req_timeout = (uint64_t) commerce_config.header_timeout_ms;
 	hostconf = h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 	pathconf = h2o_config_register_path(hostconf, "/", 0);
 	handler = h2o_create_handler(pathconf, sizeof(*handler));
 	handler->on_req = router_on_req;
+	/* before workers_start: each filter takes a config slot that h2o_context_init sizes */
+	router_register_json_errors(pathconf);
+	router_register_json_errors(&hostconf->fallback_path);
 
 	if (workers_start(&globalconf) != 0)
 		return 1;

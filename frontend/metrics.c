@@ -48,6 +48,12 @@ metrics_count_coupon_duplicate(metrics_t *m)
 	BUMP(m->coupon_duplicates);
 }
 
+void
+metrics_count_connection_cap(metrics_t *m)
+{
+	BUMP(m->rejected_connection_cap);
+}
+
 typedef struct text {
 	char *buf;
 	size_t len, cap;
@@ -118,6 +124,7 @@ metrics_render(size_t *len)
 	{
 		uint64_t ready = 0, total = 0, waiting = 0, in_flight = 0, reconnects = 0, failures = 0, retries = 0;
 		uint64_t queue_full = 0, unavailable = 0, timeouts = 0, open = 0, calls = 0, duplicates = 0;
+		uint64_t connection_cap = 0;
 
 		for (int w = 0; w < worker_count; w++) {
 			worker_t *wk = &workers[w];
@@ -133,6 +140,7 @@ metrics_render(size_t *len)
 			queue_full += LOAD(wk->metrics.rejected_queue_full);
 			unavailable += LOAD(wk->metrics.rejected_unavailable);
 			timeouts += LOAD(wk->metrics.timeouts);
+			connection_cap += LOAD(wk->metrics.rejected_connection_cap);
 			duplicates += LOAD(wk->metrics.coupon_duplicates);
 			open += (uint64_t) LOAD(wk->open_connections);
 			calls += (uint64_t) LOAD(wk->calls_in_flight);
@@ -168,6 +176,7 @@ metrics_render(size_t *len)
 					"commerce_http_rejected_total{reason=\"queue_full\"} %llu\n"
 					"commerce_http_rejected_total{reason=\"unavailable\"} %llu\n"
 					"commerce_http_rejected_total{reason=\"timeout\"} %llu\n"
+					"commerce_http_rejected_total{reason=\"connection_cap\"} %llu\n"
 					"# HELP commerce_http_coupon_duplicate_attempts_total Coupon issue requests refused "
 					"because the user already holds the coupon.\n"
 					"# TYPE commerce_http_coupon_duplicate_attempts_total counter\n"
@@ -178,7 +187,8 @@ metrics_render(size_t *len)
 					(unsigned long long) reconnects, (unsigned long long) failures,
 					(unsigned long long) retries,
 					(unsigned long long) queue_full, (unsigned long long) unavailable,
-					(unsigned long long) timeouts, (unsigned long long) duplicates);
+					(unsigned long long) timeouts, (unsigned long long) connection_cap,
+					(unsigned long long) duplicates);
 	}
 	*len = t.len;
 	return t.buf;

@@ -34,11 +34,14 @@ typedef struct metrics {
 	uint64_t rejected_unavailable;
 	uint64_t timeouts;
 	uint64_t coupon_duplicates;	/* issue refused: the user already holds the coupon */
+	uint64_t rejected_connection_cap;	/* connections answered 503 at --max-connections */
 } metrics_t;
 
 void metrics_record(metrics_t *m, route_id_t route, int status, uint64_t latency_us);
 /* One refused duplicate coupon attempt (PC411, or 23505 on issued_coupons). */
 void metrics_count_coupon_duplicate(metrics_t *m);
+/* One connection answered 503 and closed because --max-connections were open. */
+void metrics_count_connection_cap(metrics_t *m);
 
 /* Renders every thread's counters and gauges; the caller frees the result. */
 char *metrics_render(size_t *len);

@@ -1,7 +1,8 @@
 /*
  * worker.c
- *      The per-thread event loop: accepting under the connection cap, the
- *      100 ms tick that notices SIGTERM, and draining before the thread ends.
+ *      The per-thread event loop: accepting under the connection cap (and
+ *      answering 503 beyond it), the 100 ms tick that notices SIGTERM, and
+ *      draining before the thread ends.
  */
 #include "worker.h"
 
@@ -24,6 +25,33 @@
 worker_t *workers;
 int worker_count;
 volatile int commerce_stop_requested;
+
+/*
+ * Open client connections of all threads, held against --max-connections.
+ * One count for the process: SO_REUSEPORT spreads connections over the
+ * listeners by a hash of the addresses, not evenly, so a per-thread share of
+ * the cap would refuse on one thread while another still had room.
+ */
+static int open_total;
+
+/*
+ * The answer to a connection beyond the cap.  Accepting and answering at once
+ * tells the client to come back (Retry-After) instead of leaving it in the
+ * listen backlog with no answer until some connection closes.  It is static,
+ * so nothing is allocated or formatted for a refusal.
+ */
+#define CAP_BODY "{\"error\":{\"code\":\"UNAVAILABLE\",\"message\":\"too many open connections, retry later\"}}"
+#define CAP_BODY_LEN "83"
+static const char cap_response[] =
+	"HTTP/1.1 503 Service Unavailable\r\n"
+	"Server: commerce-http\r\n"
+	"Content-Type: application/json\r\n"
+	"Retry-After: 1\r\n"
+	"Connection: close\r\n"
+	"Content-Length: " CAP_BODY_LEN "\r\n"
+	"\r\n"
+	CAP_BODY;
+_Static_assert(sizeof(CAP_BODY) - 1 == 83, "CAP_BODY_LEN must be the length of CAP_BODY");
 
 static int listen_fds[256];
 
@@ -94,10 +122,29 @@ on_client_close(void *data)
 	worker_t *w = data;
 
 	w->open_connections--;
-	if (w->accept_paused && w->listener != NULL && w->open_connections < w->max_connections) {
-		w->accept_paused = 0;
-		h2o_socket_read_start(w->listener, on_accept);
+	__atomic_sub_fetch(&open_total, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * One non-blocking send of cap_response into the new socket's empty send
+ * buffer (it fits; if it ever did not, the client gets a cut answer, never a
+ * stalled loop), then close.  A request that already arrived is read first
+ * and dropped: closing a socket with unread bytes sends a reset, which may
+ * make the client discard the answer.
+ */
+static void
+refuse_connection(worker_t *w, h2o_socket_t *sock)
+{
+	int fd = h2o_socket_get_fd(sock);
+	char scratch[4096];
+
+	if (send(fd, cap_response, sizeof(cap_response) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		commerce_log("connection cap: cannot send the 503: %s", strerror(errno));
+	else if (recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT) < 0) {
+		/* EAGAIN: nothing sent yet; anything else: the client is gone already */
 	}
+	metrics_count_connection_cap(&w->metrics);
+	h2o_socket_close(sock);
 }
 
 static void
@@ -110,14 +157,13 @@ on_accept(h2o_socket_t *listener, const char *err)
 	for (int i = 0; i < ACCEPT_BURST; i++) {
 		h2o_socket_t *sock;
 
-		if (w->open_connections >= w->max_connections) {
-			/* the backlog holds the rest until a connection closes */
-			w->accept_paused = 1;
-			h2o_socket_read_stop(listener);
-			return;
-		}
 		if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
 			return;
+		if (__atomic_add_fetch(&open_total, 1, __ATOMIC_RELAXED) > commerce_config.max_connections) {
+			__atomic_sub_fetch(&open_total, 1, __ATOMIC_RELAXED);
+			refuse_connection(w, sock);
+			continue;
+		}
 		w->open_connections++;
 		sock->on_close.cb = on_client_close;
 		sock->on_close.data = w;
@@ -188,7 +234,6 @@ worker_init(worker_t *w, int index, h2o_globalconf_t *globalconf, int listen_fd)
 	h2o_context_init(&w->ctx, w->loop, globalconf);
 	w->accept_ctx.ctx = &w->ctx;
 	w->accept_ctx.hosts = globalconf->hosts;
-	w->max_connections = (commerce_config.max_connections + commerce_config.threads - 1) / commerce_config.threads;
 	db_pool_init(&w->db, index, w->loop, commerce_config.conninfo, commerce_config.pool_size,
 				 commerce_config.pipeline_depth, commerce_config.queue_size, commerce_config.deadline_ms);
 	w->listener = h2o_evloop_socket_create(w->loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);

@@ -22,9 +22,7 @@ typedef struct worker {
 	pthread_t thread;
 	db_pool_t db;
 	metrics_t metrics;
-	int open_connections;
-	int max_connections;
-	int accept_paused;
+	int open_connections;		/* of this thread; the cap is on all threads' sum */
 	int calls_in_flight;		/* requests accepted and not yet answered */
 	int stopping;
 	uint64_t stop_deadline;

@@ -666,9 +666,12 @@ class FaultTest(unittest.TestCase, SanitizerCheck):
                 c.request("GET", "/healthz")
                 self.assertEqual(c.getresponse().status, 200)
                 c.sock.settimeout(5)
-            with self.assertRaises(OSError):
-                get("/healthz", port=self.PORT, timeout=1)
+            # beyond the cap: answered at once, not left in the backlog
+            refused = get("/healthz", port=self.PORT, timeout=1)
+            self.assertEqual(refused.status, 503)
+            self.assertEqual(refused.headers.get("retry-after"), "1")
             held[0].close()
+            time.sleep(0.1)  # the daemon sees the close
             self.assertEqual(get("/healthz", port=self.PORT, timeout=5).status, 200)
             held[1].close()
         finally:
@@ -872,6 +875,465 @@ class OptionsTest(unittest.TestCase):
         for args in (["--threads", "0"], ["--listen", "nohost"], ["--pool-size", "x"], ["--bogus"], ["extra"]):
             with self.subTest(args=args):
                 self.assertEqual(subprocess.run([DAEMON, *args], capture_output=True).returncode, 2)
+
+
+def exchange(data, port=None, timeout=3.0):
+    """Sends raw bytes and reads until the server closes or timeout passes.
+    Returns (bytes, closed): closed is True when the server ended the
+    connection (EOF or reset), False when it was still open at the timeout."""
+    s = socket.create_connection(("127.0.0.1", port or HTTP_PORT), timeout=timeout)
+    out, closed, deadline = b"", False, time.time() + timeout
+    try:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        while time.time() < deadline:
+            s.settimeout(max(0.01, deadline - time.time()))
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            out += chunk
+    finally:
+        s.close()
+    return out, closed
+
+
+def responses(raw):
+    """Splits what came back into [(status, {header: value}, body)], by each
+    response's Content-Length."""
+    found = []
+    while raw.startswith(b"HTTP/1.1 "):
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        if not sep:
+            break
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        status = int(lines[0].split(" ")[1])
+        if status == 100:
+            raw = rest
+            continue
+        n = int(headers.get("content-length", "0"))
+        found.append((status, headers, rest[:n]))
+        raw = rest[n:]
+    return found
+
+
+def balance(uid):
+    return int(psql_value(f"SELECT commerce.get_balance({uid})"))
+
+
+class FramingTest(unittest.TestCase):
+    """RFC 9112 framing: a request whose body length is ambiguous (both
+    Content-Length and Transfer-Encoding, repeated Content-Length, a
+    Transfer-Encoding other than one 'chunked', obs-fold) or that lacks Host
+    is refused 400 naming the header, the connection is closed after the
+    answer, and nothing sent after it on that connection runs."""
+
+    CHARGE = 777
+
+    def assertRefused(self, data, needle, status=400, port=None):
+        out, closed = exchange(data, port=port)
+        got = responses(out)
+        self.assertEqual(len(got), 1, out)
+        st, headers, body = got[0]
+        self.assertEqual(st, status, out)
+        self.assertIn("application/json", headers.get("content-type", ""), out)
+        self.assertEqual(headers.get("connection"), "close", out)
+        doc = json.loads(body)
+        self.assertEqual(set(doc), {"error"})
+        self.assertEqual(doc["error"]["code"], "INVALID_ARGUMENT", out)
+        self.assertIn(needle, doc["error"]["message"], out)
+        self.assertTrue(closed, "the connection stayed open after a refused request")
+        return doc
+
+    def charge_request(self, uid):
+        body = json.dumps({"amount": self.CHARGE}).encode()
+        return (f"POST /api/users/{uid}/balance/charge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    def paid_order(self):
+        uid, pid = new_user(balance=100_000), new_product(price=1000)
+        r = post("/api/orders", {"userId": uid, "productId": pid, "quantity": 1})
+        self.assertEqual(r.status, 201, r)
+        return uid, r.json["orderId"]
+
+    def assertNothingRan(self, uid, oid, before):
+        # give a smuggled request the time it would have needed to run
+        time.sleep(0.3)
+        self.assertEqual(balance(uid), before, "the smuggled charge ran")
+        self.assertEqual(psql_value(f"SELECT status FROM commerce.orders WHERE id = {oid}"), "paid",
+                         "the refused cancel ran")
+
+    def test_smuggled_charge_behind_cancel(self):
+        # CL.TE: a proxy framing by Content-Length forwards one request; h2o
+        # alone would read the chunked body, then run the charge behind it
+        for te_lines in ("Transfer-Encoding: chunked\r\n", "Transfer-Encoding: CHUNKED\r\n",
+                         "Transfer-Encoding:\tchunked\r\n", "Transfer-Encoding: chunked \r\n",
+                         "Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n"):
+            for te_first in (False, True):
+                with self.subTest(te=te_lines, te_first=te_first):
+                    uid, oid = self.paid_order()
+                    before = balance(uid)
+                    cancel = json.dumps({"userId": uid}).encode()
+                    chunked = b"%x\r\n" % len(cancel) + cancel + b"\r\n0\r\n\r\n"
+                    body = chunked + self.charge_request(uid)
+                    cl = f"Content-Length: {len(body)}\r\n"
+                    head = (f"POST /api/orders/{oid}/cancel HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            + (te_lines + cl if te_first else cl + te_lines) + "\r\n").encode()
+                    self.assertRefused(head + body, "Transfer-Encoding")
+                    self.assertNothingRan(uid, oid, before)
+
+    def test_two_transfer_encodings_without_length(self):
+        uid, oid = self.paid_order()
+        before = balance(uid)
+        cancel = json.dumps({"userId": uid}).encode()
+        data = (f"POST /api/orders/{oid}/cancel HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n"
+                f"Transfer-Encoding: chunked\r\n\r\n").encode() + b"%x\r\n" % len(cancel) + cancel + \
+            b"\r\n0\r\n\r\n" + self.charge_request(uid)
+        self.assertRefused(data, "Transfer-Encoding")
+        self.assertNothingRan(uid, oid, before)
+
+    def test_repeated_content_length(self):
+        for first, second in ((2, 60), (60, 2), (2, 2)):
+            with self.subTest(lengths=(first, second)):
+                uid, oid = self.paid_order()
+                before = balance(uid)
+                cancel = json.dumps({"userId": uid}).encode()
+                smuggled = self.charge_request(uid)
+                data = (f"POST /api/orders/{oid}/cancel HTTP/1.1\r\nHost: x\r\nContent-Length: {first}\r\n"
+                        f"Content-Length: {second}\r\n\r\n").encode() + cancel + smuggled
+                self.assertRefused(data, "Content-Length: given more than once")
+                self.assertNothingRan(uid, oid, before)
+
+    def test_transfer_encoding_other_than_chunked(self):
+        # h2o refuses these itself; its answer is made JSON by the error filter
+        for te in ("identity", "gzip", "gzip, chunked", "chunked, chunked", "chunked;x=1", "x-chunked"):
+            with self.subTest(te=te):
+                uid = new_user(balance=0)
+                data = (f"POST /api/coupons/issue HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {te}\r\n\r\n"
+                        "0\r\n\r\n").encode() + self.charge_request(uid)
+                self.assertRefused(data, "Transfer-Encoding")
+                time.sleep(0.1)
+                self.assertEqual(balance(uid), 0)
+
+    def test_transfer_encoding_in_http10(self):
+        uid = new_user(balance=0)
+        data = (b"POST /api/coupons/issue HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n") + self.charge_request(uid)
+        self.assertRefused(data, "Transfer-Encoding: not allowed in HTTP/1.0")
+        time.sleep(0.1)
+        self.assertEqual(balance(uid), 0)
+
+    def test_obs_fold_ends_no_header_early(self):
+        # h2o stops reading headers at a folded line and would drop the
+        # Content-Length before it: the body would run as a second request
+        uid = new_user(balance=0)
+        smuggled = self.charge_request(uid)
+        data = (f"POST /api/coupons/issue HTTP/1.1\r\nHost: x\r\nContent-Length: {len(smuggled)}\r\n"
+                "X-Folded: a\r\n b\r\n\r\n").encode() + smuggled
+        self.assertRefused(data, "obs-fold")
+        time.sleep(0.1)
+        self.assertEqual(balance(uid), 0)
+
+    def test_host_required_in_http11(self):
+        self.assertRefused(b"GET /healthz HTTP/1.1\r\n\r\n", "Host: required")
+        self.assertRefused(b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "Host: given more than once")
+        out, _ = exchange(b"GET /healthz HTTP/1.0\r\n\r\n")
+        self.assertEqual([s for s, _, _ in responses(out)], [200], out)
+        out, _ = exchange(b"GET /healthz HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n")  # empty is allowed
+        self.assertEqual([s for s, _, _ in responses(out)], [200], out)
+
+    def test_well_framed_requests_keep_the_connection(self):
+        uid = new_user(balance=0)
+        body = json.dumps({"amount": 5}).encode()
+        chunked = (f"POST /api/users/{uid}/balance/charge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   ).encode() + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+        out, closed = exchange(chunked + self.charge_request(uid) + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                               timeout=1)
+        got = responses(out)
+        self.assertEqual([s for s, _, _ in got], [200, 200, 200], out)
+        self.assertEqual(json.loads(got[1][2])["balance"], 5 + self.CHARGE)
+        self.assertFalse(closed)
+        self.assertEqual(balance(uid), 5 + self.CHARGE)
+
+    def test_refusals_are_counted(self):
+        def count():
+            m = re.search(r'^commerce_http_requests_total\{route="unmatched",status="400"\} (\d+)$',
+                          get("/metrics").raw, re.M)
+            return int(m.group(1)) if m else 0
+        before = count()
+        exchange(b"GET /healthz HTTP/1.1\r\n\r\n")
+        exchange(b"POST /api/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
+        self.assertEqual(count() - before, 2)
+
+
+class H2oErrorTest(unittest.TestCase):
+    """The errors h2o answers by itself, before any handler, reach the client
+    in the daemon's JSON error shape too — except the one h2o writes straight
+    to the socket (an unparseable request head), which stays h2o's text."""
+
+    def assertJsonError(self, data, status, code, needle, port=None):
+        out, closed = exchange(data, port=port)
+        got = responses(out)
+        self.assertEqual(len(got), 1, out)
+        st, headers, body = got[0]
+        self.assertEqual((st, headers.get("content-type")), (status, "application/json"), out)
+        doc = json.loads(body)
+        self.assertEqual(doc, {"error": {"code": code, "message": doc["error"]["message"]}}, out)
+        self.assertIn(needle, doc["error"]["message"])
+        self.assertEqual(int(headers["content-length"]), len(body))
+        self.assertTrue(closed, out)
+
+    def test_broken_chunked_body(self):
+        self.assertJsonError(b"POST /api/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                             400, "INVALID_ARGUMENT", "chunked")
+
+    def test_content_length_not_a_number(self):
+        for value in (b"abc", b"-1", b"5, 5", b"1e3"):
+            with self.subTest(value=value):
+                self.assertJsonError(b"POST /api/orders HTTP/1.1\r\nHost: x\r\nContent-Length: " + value +
+                                     b"\r\n\r\n{}", 400, "INVALID_ARGUMENT", "Content-Length")
+
+    def test_body_over_h2o_limit(self):
+        # over 4x --max-body h2o refuses from the Content-Length alone ...
+        self.assertJsonError(b"POST /api/coupons/issue HTTP/1.1\r\nHost: x\r\nContent-Length: 600000\r\n\r\n",
+                             413, "PAYLOAD_TOO_LARGE", "65536")
+        # ... and a chunked body once it has grown past it
+        chunk = b"10000\r\n" + b"a" * 0x10000 + b"\r\n"
+        self.assertJsonError(b"POST /api/coupons/issue HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             + chunk * 5, 413, "PAYLOAD_TOO_LARGE", "65536")
+
+    def test_unknown_expectation(self):
+        self.assertJsonError(b"POST /api/coupons/issue HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n"
+                             b"Content-Length: 2\r\n\r\n{}", 417, "INVALID_ARGUMENT", "Expect")
+        # 100-continue is answered by h2o, then the request runs as usual
+        out, _ = exchange(b"POST /api/coupons/issue HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                          b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+        self.assertTrue(out.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), out)
+        self.assertEqual([(s, json.loads(b)["error"]["code"]) for s, _, b in responses(out)],
+                         [(400, "INVALID_ARGUMENT")])
+
+    def test_head_gets_no_body(self):
+        out, closed = exchange(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", timeout=1)
+        head, _, rest = out.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 400"), out)
+        self.assertIn(b"content-type: application/json", head.lower())
+        self.assertEqual(rest, b"")
+        self.assertTrue(closed)
+
+    def test_counted_in_metrics(self):
+        def count(status):
+            m = re.search(r'^commerce_http_requests_total\{route="unmatched",status="%s"\} (\d+)$' % status,
+                          get("/metrics").raw, re.M)
+            return int(m.group(1)) if m else 0
+        before_413, before_other = count(413), count("other")
+        exchange(b"POST /api/coupons/issue HTTP/1.1\r\nHost: x\r\nContent-Length: 600000\r\n\r\n")
+        exchange(b"POST /api/coupons/issue HTTP/1.1\r\nHost: x\r\nExpect: x\r\nContent-Length: 2\r\n\r\n{}")
+        self.assertEqual((count(413) - before_413, count("other") - before_other), (1, 1))
+
+    def test_unparseable_head_is_h2o_text(self):
+        # h2o 2.2.5 writes this answer to the socket itself (http1.c
+        # send_bad_request), past every filter: documented as the exception
+        for data in (b"GARBAGE\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n"):
+            with self.subTest(data=data):
+                out, closed = exchange(data)
+                self.assertTrue(out.startswith(b"HTTP/1.1 400 Bad Request\r\n"), out)
+                self.assertTrue(out.endswith(b"\r\n\r\nBad Request"), out)
+                self.assertTrue(closed)
+        self.assertEqual(get("/healthz").status, 200)
+
+
+class ConnectionLimitTest(unittest.TestCase, SanitizerCheck):
+    """Beyond --max-connections a new connection is answered 503 at once and
+    closed (not left in the listen backlog), and counted; slow clients are
+    dropped after --header-timeout-ms."""
+    PORT = HTTP_PORT + 20       # 18101 by default
+
+    def metric(self, name, port=None):
+        text = get("/metrics", port=port or self.PORT).raw
+        m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
+        self.assertIsNotNone(m, text)
+        return int(m.group(1))
+
+    def wait_open_connections(self, n):
+        """Until the daemon counts n connections besides the scrape's own;
+        returns how many scrapes were refused 503 on the way (a closed
+        connection the daemon had not seen closing yet still counted)."""
+        refused, deadline = 0, time.time() + 5
+        while time.time() < deadline:
+            r = get("/metrics", port=self.PORT, timeout=2)
+            if r.status == 503:
+                refused += 1
+            elif int(re.search(r"^commerce_http_open_connections (\d+)$", r.raw, re.M).group(1)) == n + 1:
+                return refused
+            time.sleep(0.05)
+        self.fail(f"open connections never reached {n}")
+
+    def assertCapAnswer(self, out, closed):
+        got = responses(out)
+        self.assertEqual(len(got), 1, out)
+        status, headers, body = got[0]
+        self.assertEqual(status, 503, out)
+        self.assertEqual(headers.get("retry-after"), "1")
+        self.assertEqual(headers.get("connection"), "close")
+        self.assertEqual(headers.get("content-type"), "application/json")
+        self.assertEqual(json.loads(body)["error"]["code"], "UNAVAILABLE")
+        self.assertTrue(closed)
+
+    def test_fifth_connection_gets_503_at_once(self):
+        d = Daemon("--max-connections", "4", "--header-timeout-ms", "60000", port=self.PORT,
+                   threads=2, pool_size=1).start()
+        held = []
+        try:
+            self.wait_open_connections(0)
+            before = self.metric('commerce_http_rejected_total{reason="connection_cap"}')
+            # one answered request each proves the daemon holds the connection
+            # (SO_REUSEPORT: another thread may not have accepted it yet)
+            early, deadline = 0, time.time() + 5
+            while len(held) < 4 and time.time() < deadline:
+                s = socket.create_connection(("127.0.0.1", self.PORT), timeout=5)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                data = b""
+                while not data.endswith(b"}"):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                if data.startswith(b"HTTP/1.1 200"):
+                    held.append(s)
+                else:   # the scrape's connection, closed but not yet seen closing by the daemon
+                    self.assertTrue(data.startswith(b"HTTP/1.1 503"), data)
+                    early += 1
+                    s.close()
+                    time.sleep(0.05)
+            self.assertEqual(len(held), 4)
+            for _ in range(3):
+                t0 = time.time()
+                out, closed = exchange(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", port=self.PORT, timeout=2)
+                self.assertLess(time.time() - t0, 1.0)
+                self.assertCapAnswer(out, closed)
+            # a connection that sends nothing gets the answer too
+            s = socket.create_connection(("127.0.0.1", self.PORT), timeout=2)
+            t0 = time.time()
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            self.assertLess(time.time() - t0, 1.0)
+            self.assertCapAnswer(data, True)
+            # the held ones still work, and a freed slot is usable at once
+            held[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(held[0].recv(4096).startswith(b"HTTP/1.1 200"))
+            for s in held[:2]:
+                s.close()
+            held = held[2:]
+            refused, deadline = 4 + early, time.time() + 5
+            while True:
+                r = get("/metrics", port=self.PORT, timeout=2)
+                if r.status == 200 or time.time() > deadline:
+                    break
+                refused += 1    # the closes not yet seen by the daemon
+                time.sleep(0.05)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(self.metric('commerce_http_rejected_total{reason="connection_cap"}') - before, refused)
+        finally:
+            for s in held:
+                s.close()
+            self.assertCleanExit(d, d.stop())
+
+    def test_slow_clients_dropped_after_header_timeout(self):
+        d = Daemon("--max-connections", "100", "--header-timeout-ms", "1000", port=self.PORT + 1,
+                   threads=2, pool_size=1).start()
+        port = self.PORT + 1
+        slow = []
+        try:
+            time.sleep(0.2)
+            t0 = time.time()
+            for _ in range(150):
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                try:
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Half: ")
+                except OSError:
+                    pass
+                slow.append(s)
+            # while they hold every slot a fresh request is refused at once, not queued
+            t1 = time.time()
+            out, closed = exchange(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", port=port,
+                                   timeout=2)
+            self.assertLess(time.time() - t1, 1.0)
+            self.assertIn(responses(out)[0][0], (200, 503), out)
+            # every slow client is closed after the header timeout, none answered 200
+            dropped = 0
+            for s in slow:
+                s.settimeout(max(0.1, t0 + 4 - time.time()))
+                try:
+                    data = s.recv(4096)
+                    while data and not data.endswith(b"}"):
+                        more = s.recv(4096)
+                        if not more:
+                            break
+                        data += more
+                except ConnectionResetError:
+                    data = b""
+                except socket.timeout:
+                    self.fail("a slow client was still connected 4 s after the 1 s header timeout")
+                self.assertFalse(data.startswith(b"HTTP/1.1 200"), data)
+                dropped += 1
+            self.assertEqual(dropped, 150)
+            self.assertLess(time.time() - t0, 4)
+            # and fresh requests answer promptly
+            for _ in range(5):
+                t1 = time.time()
+                self.assertEqual(get("/healthz", port=port, timeout=2).status, 200)
+                self.assertLess(time.time() - t1, 0.5)
+            self.assertGreaterEqual(self.metric('commerce_http_rejected_total{reason="connection_cap"}', port), 50)
+        finally:
+            for s in slow:
+                s.close()
+            self.assertCleanExit(d, d.stop())
+
+    def test_header_timeout_from_environment(self):
+        os.environ["COMMERCE_HTTP_HEADER_TIMEOUT_MS"] = "700"
+        try:
+            d = Daemon(port=self.PORT + 2, threads=1, pool_size=1).start()
+        finally:
+            del os.environ["COMMERCE_HTTP_HEADER_TIMEOUT_MS"]
+        try:
+            s = socket.create_connection(("127.0.0.1", self.PORT + 2), timeout=5)
+            t0 = time.time()
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+            try:
+                self.assertEqual(s.recv(4096), b"")   # closed without an answer
+            except ConnectionResetError:
+                pass
+            self.assertTrue(0.5 < time.time() - t0 < 2.5, time.time() - t0)
+            s.close()
+        finally:
+            self.assertCleanExit(d, d.stop())
+
+    def test_header_timeout_option(self):
+        import subprocess
+        from harness import DAEMON
+        out = subprocess.run([DAEMON, "--help"], capture_output=True, text=True).stdout
+        self.assertIn("--header-timeout-ms MS", out)
+        self.assertIn("COMMERCE_HTTP_HEADER_TIMEOUT_MS", out)
+        self.assertIn("default 5000", out)
+        for value in ("0", "99", "x", "3600001"):
+            with self.subTest(value=value):
+                r = subprocess.run([DAEMON, "--header-timeout-ms", value], capture_output=True, text=True)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn("invalid --header-timeout-ms", r.stderr)
 
 
 if __name__ == "__main__":
