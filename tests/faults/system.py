@@ -94,17 +94,27 @@ class ConnectionHogs:
             f.write("SELECT pg_sleep(0.5);\n")
         env = harness.pg_env()
         env["PGUSER"] = "fault_hog"
-        self.proc = subprocess.Popen(
-            ["pgbench", "-n", "-c", str(self.count), "-j", "1", "-T", "600", "-f", script, "postgres"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            n = int(psql_value("SELECT count(*) FROM pg_stat_activity WHERE usename = 'fault_hog'"))
-            if n >= self.count:
-                return self
-            if self.proc.poll() is not None:
-                raise RuntimeError("pgbench hogs exited: " + self.proc.stderr.read())
-            time.sleep(0.05)
+        # The check below is itself a (superuser) session and takes a slot
+        # while it runs: if it overlaps pgbench's last connect, that hog is
+        # refused and pgbench exits.  So it waits before looking, and the
+        # whole start is tried again if pgbench lost that race.
+        for _ in range(3):
+            self.proc = subprocess.Popen(
+                ["pgbench", "-n", "-c", str(self.count), "-j", "1", "-T", "600", "-f", script, "postgres"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 20
+            time.sleep(1.0)
+            while time.time() < deadline and self.proc.poll() is None:
+                n = int(psql_value("SELECT count(*) FROM pg_stat_activity WHERE usename = 'fault_hog'"))
+                if n >= self.count:
+                    return self
+                time.sleep(0.2)
+            if self.proc.poll() is None:
+                break
+            error = self.proc.stderr.read()
+            if "reserved for" not in error:
+                raise RuntimeError("pgbench hogs exited: " + error)
+        self.__exit__(None, None, None)
         raise RuntimeError("hogs did not get their connections")
 
     def __exit__(self, *exc):

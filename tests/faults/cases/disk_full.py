@@ -74,7 +74,7 @@ def run(ctx):
             # a bulk statement that needs more WAL than is left
             bulk = await asyncio.create_subprocess_exec(
                 "psql", "-XAtq", "-c", "CREATE TABLE public.bulk AS SELECT g, repeat('x', 200) AS pad"
-                " FROM generate_series(1, 100000) g", env=harness.pg_env(),
+                " FROM generate_series(1, 1000000) g", env=harness.pg_env(),
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
             marks["bulk_error"] = (await bulk.communicate())[1].decode().strip()[:200]
             # until the server gives up (PANIC, then a failed recovery)
