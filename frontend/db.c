@@ -211,7 +211,6 @@ static void
 conn_send_prepares(db_conn_t *conn)
 {
 	db_query_t *batch;
-
 	char set_timeout[64];
 
 	if (PQsetnonblocking(conn->pg, 1) != 0 || PQenterPipelineMode(conn->pg) != 1) {
@@ -229,6 +228,17 @@ conn_send_prepares(db_conn_t *conn)
 	 */
 	snprintf(set_timeout, sizeof(set_timeout), "SET statement_timeout = %d", conn->pool->statement_timeout_ms);
 	if (!PQsendQueryParams(conn->pg, set_timeout, 0, NULL, NULL, NULL, NULL, 0)) {
+		conn_fail(conn, PQerrorMessage(conn->pg));
+		return;
+	}
+	/*
+	 * The statements name every function, operator and type by its schema;
+	 * the pinned search_path is the second wall, so that nothing another
+	 * role can create (in public, say, where PostgreSQL <= 14 let every role
+	 * create objects) is ever resolved in this session's own SQL.  pg_temp
+	 * last, so that not even a temporary object shadows pg_catalog.
+	 */
+	if (!PQsendQueryParams(conn->pg, "SET search_path = pg_catalog, pg_temp", 0, NULL, NULL, NULL, NULL, 0)) {
 		conn_fail(conn, PQerrorMessage(conn->pg));
 		return;
 	}

@@ -8,10 +8,19 @@
  * names the JSON encoder turns into camelCase keys; timestamps are rendered
  * through to_json so clients get ISO 8601 rather than DateStyle output.
  *
+ * Every function, operator and type is named with its schema (pg_catalog.,
+ * commerce.): an unqualified name is resolved through the search_path, and a
+ * better-matching function another role created earlier on it (say
+ * public.to_json(timestamptz) beside pg_catalog's polymorphic to_json) would
+ * run with this daemon's rights.  db.c also pins the session's search_path.
+ *
  * X(NAME, "sql", nparams)
  */
 #ifndef COMMERCE_HTTP_STATEMENTS_H
 #define COMMERCE_HTTP_STATEMENTS_H
+
+/* a timestamptz column as ISO 8601 text (NULL stays NULL) */
+#define ISO_TIME(column) "pg_catalog.to_json(" column ") OPERATOR(pg_catalog.#>>) '{}'"
 
 #define DB_STATEMENT_TABLE(X) \
 	X(PING, "SELECT 1 AS ok", 0) \
@@ -23,18 +32,22 @@
 	  "SELECT product_id, name, quantity_sold FROM commerce.popular_products($1, $2)", 2) \
 	X(PLACE_ORDER, \
 	  "SELECT order_id, status, total_amount, discount_amount, paid_amount " \
-	  "FROM commerce.place_order($1, $2::jsonb, $3, $4)", 4) \
+	  "FROM commerce.place_order($1, $2::pg_catalog.jsonb, $3, $4)", 4) \
 	X(CANCEL_ORDER, "SELECT commerce.cancel_order($1, $2) AS status", 2) \
 	X(GET_ORDER, \
 	  "SELECT order_id, user_id, status, total_amount, discount_amount, paid_amount, " \
-	  "coupon_id, issued_coupon_id, to_json(created_at) #>> '{}' AS created_at, " \
-	  "to_json(cancelled_at) #>> '{}' AS cancelled_at, coalesce(items, '[]') AS items " \
+	  "coupon_id, issued_coupon_id, " \
+	  ISO_TIME("created_at") " AS created_at, " \
+	  ISO_TIME("cancelled_at") " AS cancelled_at, " \
+	  "coalesce(items, '[]'::pg_catalog.jsonb) AS items " \
 	  "FROM commerce.get_order($1)", 1) \
 	X(ISSUE_COUPON, "SELECT commerce.issue_coupon($1, $2) AS issued_coupon_id", 2) \
 	X(USER_COUPONS, \
 	  "SELECT issued_coupon_id, coupon_id, code, name, status, discount_type, discount_value, " \
-	  "max_discount, min_order_amount, to_json(valid_until) #>> '{}' AS valid_until, " \
-	  "to_json(issued_at) #>> '{}' AS issued_at, to_json(used_at) #>> '{}' AS used_at, order_id " \
+	  "max_discount, min_order_amount, " \
+	  ISO_TIME("valid_until") " AS valid_until, " \
+	  ISO_TIME("issued_at") " AS issued_at, " \
+	  ISO_TIME("used_at") " AS used_at, order_id " \
 	  "FROM commerce.user_coupons($1)", 1) \
 	X(GET_BALANCE, "SELECT commerce.get_balance($1) AS balance", 1) \
 	X(CHARGE_BALANCE, "SELECT commerce.charge_balance($1, $2) AS balance", 2)

@@ -8,11 +8,13 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 import unittest
 
+import harness
 from harness import (CONNINFO, Daemon, HTTP_PORT, ROOT, TableLock, get, pg_start, pg_stop, post, psql,
                      psql_value, raw_exchange, request)
 
@@ -676,6 +678,76 @@ class FaultTest(unittest.TestCase, SanitizerCheck):
             held[1].close()
         finally:
             self.assertCleanExit(d, d.stop())
+
+
+class SearchPathTest(unittest.TestCase, SanitizerCheck):
+    """Objects another role plants on the search_path never run in the
+    daemon's SQL: every name in statements.h is schema-qualified and the
+    session pins search_path.  The plant is the one an adversarial run used:
+    public.to_json(timestamptz), an exact match that beats pg_catalog's
+    polymorphic to_json for an unqualified call, with a side effect that
+    shows it ran."""
+    PORT = HTTP_PORT + 24       # 18105 by default
+    FORGED = "1999-12-31T00:00:00+00:00"
+
+    def setUp(self):
+        self.role = f"planter_{os.getpid()}"
+        psql(f"CREATE ROLE {self.role} LOGIN")
+        # PostgreSQL <= 14's default, kept by pg_upgrade
+        psql("GRANT CREATE ON SCHEMA public TO PUBLIC")
+        self.as_planter(f"""
+            CREATE TABLE public.planted_calls (at timestamptz DEFAULT now());
+            GRANT INSERT ON public.planted_calls TO PUBLIC;
+            CREATE FUNCTION public.to_json(timestamptz) RETURNS json LANGUAGE sql VOLATILE AS $$
+                INSERT INTO public.planted_calls DEFAULT VALUES;
+                SELECT '"{self.FORGED}"'::json
+            $$;
+            GRANT EXECUTE ON FUNCTION public.to_json(timestamptz) TO PUBLIC;""")
+
+    def tearDown(self):
+        psql("DROP TABLE IF EXISTS public.planted_calls")
+        psql("DROP FUNCTION IF EXISTS public.to_json(timestamptz)")
+        psql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        psql(f"DROP ROLE {self.role}")
+
+    def as_planter(self, sql):
+        env = dict(harness.pg_env(), PGUSER=self.role)
+        subprocess.run(["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c", sql],
+                       env=env, check=True, capture_output=True, text=True)
+
+    def planted_calls(self):
+        return int(psql_value("SELECT count(*) FROM public.planted_calls"))
+
+    def test_planted_function_never_runs(self):
+        # the plant works: an unqualified call in a default session of the daemon's role runs it
+        env = dict(harness.pg_env(), PGUSER="commerce_http")
+        out = subprocess.run(["psql", "-XAtq", "-d", "postgres", "-c", "SELECT to_json(now()) #>> '{}'"],
+                             env=env, check=True, capture_output=True, text=True).stdout.strip()
+        self.assertEqual(out, self.FORGED)
+        before = self.planted_calls()
+        self.assertEqual(before, 1)
+
+        uid, pid, cid = new_user(), new_product(), new_coupon()
+        d = Daemon(port=self.PORT, threads=1, pool_size=1).start()   # prepares with the plant in place
+        try:
+            self.assertEqual(post("/api/coupons/issue", {"userId": uid, "couponId": cid}, port=self.PORT).status, 201)
+            r = post("/api/orders", {"userId": uid, "items": [{"productId": pid, "quantity": 1}]}, port=self.PORT)
+            self.assertEqual(r.status, 201, r)
+            oid = r.json["orderId"]
+            self.assertEqual(post(f"/api/orders/{oid}/cancel", {"userId": uid}, port=self.PORT).status, 200)
+            order = get(f"/api/orders/{oid}", port=self.PORT).json
+            coupons = get(f"/api/users/{uid}/coupons", port=self.PORT).json
+        finally:
+            self.assertCleanExit(d, d.stop())
+        # the check's own SQL is qualified too: the plant would answer it as well
+        stored = psql(f"SELECT pg_catalog.to_json(created_at) #>> '{{}}', pg_catalog.to_json(cancelled_at) #>> '{{}}' "
+                      f"FROM commerce.orders WHERE id = {oid}")[0]
+        self.assertEqual([order["createdAt"], order["cancelledAt"]], stored)
+        self.assertNotIn(self.FORGED, json.dumps([order, coupons]))
+        issued = psql_value(f"SELECT pg_catalog.to_json(issued_at) #>> '{{}}' FROM commerce.issued_coupons "
+                            f"WHERE user_id = {uid} AND coupon_id = {cid}")
+        self.assertEqual(coupons["items"][0]["issuedAt"], issued)
+        self.assertEqual(self.planted_calls(), before, "the planted function ran in the daemon's session")
 
 
 class ConcurrencyTest(unittest.TestCase):
