@@ -57,6 +57,8 @@ suite isolation    make installcheck REGRESS=
 for runner in tests/pgtap/run.sh tests/tap/run.sh tests/backup/run.sh tests/http/run.sh; do
 	[ -x "$runner" ] && suite "$(basename "$(dirname "$runner")")" "$runner"
 done
+# docs/openapi.yaml against the live daemon (cluster and daemon of its own)
+suite schemathesis tests/schemathesis/run.sh
 # the short fault cases, each against a cluster and daemon of its own
 suite faults-short tests/faults/run --short all
 if [ -x tests/load/run ]; then
