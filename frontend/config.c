@@ -18,8 +18,8 @@ commerce_config_t commerce_config;
 
 typedef enum option_id {
 	OPT_LISTEN, OPT_DB, OPT_THREADS, OPT_POOL_SIZE, OPT_PIPELINE_DEPTH, OPT_QUEUE_SIZE,
-	OPT_DEADLINE_MS, OPT_MAX_BODY, OPT_MAX_CONNECTIONS, OPT_HEADER_TIMEOUT_MS, OPT_DRAIN_MS, OPT_LOG_LEVEL,
-	OPT__COUNT
+	OPT_DEADLINE_MS, OPT_MAX_BODY, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_ADDRESS, OPT_HEADER_TIMEOUT_MS,
+	OPT_DRAIN_MS, OPT_LOG_LEVEL, OPT__COUNT
 } option_id_t;
 
 typedef struct option_spec {
@@ -50,6 +50,10 @@ static const option_spec_t option_specs[OPT__COUNT] = {
 	[OPT_MAX_CONNECTIONS] = {"max-connections", "COMMERCE_HTTP_MAX_CONNECTIONS", "N", 1, 1000000,
 		"open client connections over all threads; beyond it a new connection is answered "
 		"503 + Retry-After and closed (default 16384)"},
+	[OPT_MAX_CONNECTIONS_PER_ADDRESS] = {"max-connections-per-address", "COMMERCE_HTTP_MAX_CONNECTIONS_PER_ADDRESS",
+		"N", 0, 1000000,
+		"open connections one client IP address may hold; beyond it 503 + Retry-After and closed; "
+		"0: no limit (default 0: behind a proxy every client has the proxy's address)"},
 	[OPT_HEADER_TIMEOUT_MS] = {"header-timeout-ms", "COMMERCE_HTTP_HEADER_TIMEOUT_MS", "MS", 100, 3600000,
 		"a connection that has not sent a whole request (head and body) within MS of connecting "
 		"or of its last answer is closed (default 5000)"},
@@ -157,6 +161,9 @@ apply_option(const char *argv0, int id, const char *value)
 	case OPT_DEADLINE_MS: commerce_config.deadline_ms = (int) parse_number(argv0, id, value); break;
 	case OPT_MAX_BODY: commerce_config.max_body = (size_t) parse_number(argv0, id, value); break;
 	case OPT_MAX_CONNECTIONS: commerce_config.max_connections = (int) parse_number(argv0, id, value); break;
+	case OPT_MAX_CONNECTIONS_PER_ADDRESS:
+		commerce_config.max_connections_per_address = (int) parse_number(argv0, id, value);
+		break;
 	case OPT_HEADER_TIMEOUT_MS: commerce_config.header_timeout_ms = (int) parse_number(argv0, id, value); break;
 	case OPT_DRAIN_MS: commerce_config.drain_ms = (int) parse_number(argv0, id, value); break;
 	case OPT_LOG_LEVEL: parse_log_level(argv0, value); break;
@@ -179,6 +186,7 @@ commerce_config_load(int argc, char **argv)
 	commerce_config.deadline_ms = 5000;
 	commerce_config.max_body = 65536;
 	commerce_config.max_connections = 16384;
+	commerce_config.max_connections_per_address = 0;
 	/*
 	 * h2o's default is 10 s.  A real client sends its head and a body of at
 	 * most --max-body in milliseconds, and 5 s still leaves slow mobile links

@@ -26,6 +26,7 @@ typedef struct commerce_config {
 	int deadline_ms;			/* request deadline, answered 504 */
 	size_t max_body;			/* larger request bodies get 413 */
 	int max_connections;		/* open client connections, all threads */
+	int max_connections_per_address;	/* of one client IP address; 0: no limit */
 	int header_timeout_ms;		/* longest wait for a request (head and body) or between requests */
 	int drain_ms;				/* SIGTERM: longest wait for in-flight calls */
 	commerce_log_level_t log_level;

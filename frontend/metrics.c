@@ -49,9 +49,9 @@ metrics_count_coupon_duplicate(metrics_t *m)
 }
 
 void
-metrics_count_connection_cap(metrics_t *m)
+metrics_count_refused_connection(metrics_t *m, refused_connection_t reason)
 {
-	BUMP(m->rejected_connection_cap);
+	BUMP(m->rejected_connections[reason]);
 }
 
 typedef struct text {
@@ -124,7 +124,7 @@ metrics_render(size_t *len)
 	{
 		uint64_t ready = 0, total = 0, waiting = 0, in_flight = 0, reconnects = 0, failures = 0, retries = 0;
 		uint64_t queue_full = 0, unavailable = 0, timeouts = 0, open = 0, calls = 0, duplicates = 0;
-		uint64_t connection_cap = 0;
+		uint64_t connection_cap = 0, address_cap = 0;
 
 		for (int w = 0; w < worker_count; w++) {
 			worker_t *wk = &workers[w];
@@ -140,7 +140,8 @@ metrics_render(size_t *len)
 			queue_full += LOAD(wk->metrics.rejected_queue_full);
 			unavailable += LOAD(wk->metrics.rejected_unavailable);
 			timeouts += LOAD(wk->metrics.timeouts);
-			connection_cap += LOAD(wk->metrics.rejected_connection_cap);
+			connection_cap += LOAD(wk->metrics.rejected_connections[REFUSED_CONNECTION_CAP]);
+			address_cap += LOAD(wk->metrics.rejected_connections[REFUSED_ADDRESS_CAP]);
 			duplicates += LOAD(wk->metrics.coupon_duplicates);
 			open += (uint64_t) LOAD(wk->open_connections);
 			calls += (uint64_t) LOAD(wk->calls_in_flight);
@@ -177,6 +178,7 @@ metrics_render(size_t *len)
 					"commerce_http_rejected_total{reason=\"unavailable\"} %llu\n"
 					"commerce_http_rejected_total{reason=\"timeout\"} %llu\n"
 					"commerce_http_rejected_total{reason=\"connection_cap\"} %llu\n"
+					"commerce_http_rejected_total{reason=\"address_cap\"} %llu\n"
 					"# HELP commerce_http_coupon_duplicate_attempts_total Coupon issue requests refused "
 					"because the user already holds the coupon.\n"
 					"# TYPE commerce_http_coupon_duplicate_attempts_total counter\n"
@@ -188,6 +190,7 @@ metrics_render(size_t *len)
 					(unsigned long long) retries,
 					(unsigned long long) queue_full, (unsigned long long) unavailable,
 					(unsigned long long) timeouts, (unsigned long long) connection_cap,
+					(unsigned long long) address_cap,
 					(unsigned long long) duplicates);
 	}
 	*len = t.len;

@@ -25,6 +25,13 @@ enum {
 /* Upper bounds in microseconds of the latency histogram's buckets. */
 #define METRICS_LATENCY_BUCKETS 12
 
+/* Why a connection was refused at accept: the reason label of rejected_total. */
+typedef enum refused_connection {
+	REFUSED_CONNECTION_CAP,		/* --max-connections open */
+	REFUSED_ADDRESS_CAP,		/* --max-connections-per-address open from its address */
+	REFUSED__COUNT
+} refused_connection_t;
+
 typedef struct metrics {
 	uint64_t requests[ROUTE__COUNT][METRICS_STATUS__COUNT];
 	uint64_t latency_buckets[METRICS_LATENCY_BUCKETS + 1];	/* last: +Inf */
@@ -34,14 +41,14 @@ typedef struct metrics {
 	uint64_t rejected_unavailable;
 	uint64_t timeouts;
 	uint64_t coupon_duplicates;	/* issue refused: the user already holds the coupon */
-	uint64_t rejected_connection_cap;	/* connections answered 503 at --max-connections */
+	uint64_t rejected_connections[REFUSED__COUNT];	/* answered 503 and closed at accept */
 } metrics_t;
 
 void metrics_record(metrics_t *m, route_id_t route, int status, uint64_t latency_us);
 /* One refused duplicate coupon attempt (PC411, or 23505 on issued_coupons). */
 void metrics_count_coupon_duplicate(metrics_t *m);
-/* One connection answered 503 and closed because --max-connections were open. */
-void metrics_count_connection_cap(metrics_t *m);
+/* One connection answered 503 and closed at accept, for the reason given. */
+void metrics_count_refused_connection(metrics_t *m, refused_connection_t reason);
 
 /* Renders every thread's counters and gauges; the caller frees the result. */
 char *metrics_render(size_t *len);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "peer_limit.h"
 
 #define LISTEN_BACKLOG 65535	/* the kernel caps it at net.core.somaxconn */
 #define ACCEPT_BURST 64
@@ -116,13 +117,21 @@ open_listener(int first)
 
 static void on_accept(h2o_socket_t *listener, const char *err);
 
+/* What a client connection's close must give back. */
+typedef struct client_slot {
+	worker_t *worker;
+	int peer;					/* peer_limit_acquire's entry */
+} client_slot_t;
+
 static void
 on_client_close(void *data)
 {
-	worker_t *w = data;
+	client_slot_t *slot = data;
 
-	w->open_connections--;
+	slot->worker->open_connections--;
+	peer_limit_release(slot->peer);
 	__atomic_sub_fetch(&open_total, 1, __ATOMIC_RELAXED);
+	free(slot);
 }
 
 /*
@@ -133,7 +142,7 @@ on_client_close(void *data)
  * make the client discard the answer.
  */
 static void
-refuse_connection(worker_t *w, h2o_socket_t *sock)
+refuse_connection(worker_t *w, h2o_socket_t *sock, refused_connection_t reason)
 {
 	int fd = h2o_socket_get_fd(sock);
 	char scratch[4096];
@@ -143,7 +152,7 @@ refuse_connection(worker_t *w, h2o_socket_t *sock)
 	else if (recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT) < 0) {
 		/* EAGAIN: nothing sent yet; anything else: the client is gone already */
 	}
-	metrics_count_connection_cap(&w->metrics);
+	metrics_count_refused_connection(&w->metrics, reason);
 	h2o_socket_close(sock);
 }
 
@@ -156,17 +165,34 @@ on_accept(h2o_socket_t *listener, const char *err)
 		return;
 	for (int i = 0; i < ACCEPT_BURST; i++) {
 		h2o_socket_t *sock;
+		client_slot_t *slot;
+		struct sockaddr_storage peer;
 
 		if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
 			return;
 		if (__atomic_add_fetch(&open_total, 1, __ATOMIC_RELAXED) > commerce_config.max_connections) {
 			__atomic_sub_fetch(&open_total, 1, __ATOMIC_RELAXED);
-			refuse_connection(w, sock);
+			refuse_connection(w, sock, REFUSED_CONNECTION_CAP);
 			continue;
 		}
+		if ((slot = malloc(sizeof(*slot))) == NULL) {
+			__atomic_sub_fetch(&open_total, 1, __ATOMIC_RELAXED);
+			commerce_log("connection refused: out of memory");
+			refuse_connection(w, sock, REFUSED_CONNECTION_CAP);
+			continue;
+		}
+		slot->peer = h2o_socket_getpeername(sock, (struct sockaddr *) &peer) != 0
+			? peer_limit_acquire((struct sockaddr *) &peer) : PEER_UNTRACKED;
+		if (slot->peer == PEER_REFUSED) {
+			__atomic_sub_fetch(&open_total, 1, __ATOMIC_RELAXED);
+			free(slot);
+			refuse_connection(w, sock, REFUSED_ADDRESS_CAP);
+			continue;
+		}
+		slot->worker = w;
 		w->open_connections++;
 		sock->on_close.cb = on_client_close;
-		sock->on_close.data = w;
+		sock->on_close.data = slot;
 		h2o_accept(&w->accept_ctx, sock);
 	}
 }
@@ -249,6 +275,11 @@ workers_start(h2o_globalconf_t *globalconf)
 {
 	worker_count = commerce_config.threads;
 	workers = calloc((size_t) worker_count, sizeof(worker_t));
+	if (workers == NULL ||
+		peer_limit_init(commerce_config.max_connections_per_address, commerce_config.max_connections) != 0) {
+		commerce_log("out of memory at start");
+		return -1;
+	}
 	for (int i = 0; i < worker_count; i++)
 		if ((listen_fds[i] = open_listener(i == 0)) < 0)
 			return -1;

@@ -1260,6 +1260,53 @@ class ConnectionLimitTest(unittest.TestCase, SanitizerCheck):
         self.assertEqual(json.loads(body)["error"]["code"], "UNAVAILABLE")
         self.assertTrue(closed)
 
+    def held_connection(self, source):
+        """A connection from source that has had one answer (so the daemon
+        holds it), or None if it was refused."""
+        s = socket.create_connection(("127.0.0.1", self.PORT), timeout=5, source_address=(source, 0))
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while not data.endswith(b"}"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        if data.startswith(b"HTTP/1.1 200"):
+            return s
+        self.assertTrue(data.startswith(b"HTTP/1.1 503"), data)
+        s.close()
+        return None
+
+    def test_per_address_cap(self):
+        # the scrapes come from 127.0.0.1; the capped clients from 127.0.0.2 and .3
+        d = Daemon("--max-connections-per-address", "3", "--header-timeout-ms", "60000", port=self.PORT,
+                   threads=2, pool_size=1).start()
+        held = []
+        try:
+            before = self.metric('commerce_http_rejected_total{reason="address_cap"}')
+            held = [self.held_connection("127.0.0.2") for _ in range(3)]
+            self.assertNotIn(None, held)
+            for _ in range(2):
+                self.assertIsNone(self.held_connection("127.0.0.2"))
+            # another address is not affected
+            other = self.held_connection("127.0.0.3")
+            self.assertIsNotNone(other)
+            other.close()
+            self.assertEqual(self.metric('commerce_http_rejected_total{reason="address_cap"}') - before, 2)
+            # a closed connection gives its place back
+            held.pop().close()
+            deadline, again = time.time() + 5, None
+            while again is None and time.time() < deadline:
+                time.sleep(0.05)
+                again = self.held_connection("127.0.0.2")
+            self.assertIsNotNone(again)
+            held.append(again)
+        finally:
+            for s in held:
+                if s is not None:
+                    s.close()
+            self.assertCleanExit(d, d.stop())
+
     def test_fifth_connection_gets_503_at_once(self):
         d = Daemon("--max-connections", "4", "--header-timeout-ms", "60000", port=self.PORT,
                    threads=2, pool_size=1).start()
