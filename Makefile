@@ -42,6 +42,10 @@ ISOLATION_OPTS = --inputdir=tests/isolation --outputdir=tests/isolation
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies: a change to extension/*.h (the error
+# table, say) must rebuild every object, or the module mixes old and new.
+$(OBJS) $(OBJS:.o=.bc): $(wildcard extension/*.h)
+
 # PGXS's EXTENSION wants the control file beside the Makefile; ours lives in
 # extension/, so it is plain DATA and MODULEDIR puts it in share/extension.
 sql/pg_commerce--$(EXTVERSION).sql: sql/pg_commerce.sql

@@ -28,6 +28,7 @@
 	X(COUPON_NOT_ACTIVE,     "PC423", 422, "coupon outside its issue window") \
 	X(INSUFFICIENT_BALANCE,  "PC402", 402, "wallet balance too low") \
 	X(IDEMPOTENCY_MISMATCH,  "PC424", 422, "idempotency key reused with another request") \
+	X(QUANTITY_LIMIT_EXCEEDED, "PC425", 422, "lines of one product sum over the per-order quantity limit") \
 	X(UNAVAILABLE,           "PC503", 503, "database unreachable, pool exhausted, overloaded")
 
 /* The SQLSTATE class shared by every row above. */

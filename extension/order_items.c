@@ -115,11 +115,16 @@ pg_commerce_parse_items(Jsonb *items)
 		{
 			int32		sum = result->lines[n - 1].quantity + result->lines[i].quantity;
 
+			/*
+			 * Each line is valid on its own, so this is not malformed input
+			 * (400) but a limit on what one order may ask for (422).
+			 */
 			if (sum > PG_COMMERCE_MAX_LINE_QUANTITY)
 				ereport(ERROR,
-						(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
+						(errcode(pg_commerce_errcode(COMMERCE_QUANTITY_LIMIT_EXCEEDED)),
 						 errmsg("quantity of product " INT64_FORMAT " must be at most %d in one order",
-								result->lines[i].product_id, PG_COMMERCE_MAX_LINE_QUANTITY)));
+								result->lines[i].product_id, PG_COMMERCE_MAX_LINE_QUANTITY),
+						 errdetail("Its lines sum to more than that.")));
 			result->lines[n - 1].quantity = sum;
 		}
 		else

@@ -11,7 +11,7 @@
 
 BEGIN;
 SET LOCAL search_path = public;
-SELECT plan(73);
+SELECT plan(74);
 
 ------------------------------------------------------------------------------
 -- The table
@@ -23,7 +23,8 @@ SELECT results_eq(
 	         ('PC404', 'NOT_FOUND', 404), ('PC409', 'OUT_OF_STOCK', 409),
 	         ('PC410', 'COUPON_SOLD_OUT', 409), ('PC411', 'COUPON_ALREADY_ISSUED', 409),
 	         ('PC422', 'COUPON_NOT_USABLE', 422), ('PC423', 'COUPON_NOT_ACTIVE', 422),
-	         ('PC424', 'IDEMPOTENCY_MISMATCH', 422), ('PC503', 'UNAVAILABLE', 503)$$,
+	         ('PC424', 'IDEMPOTENCY_MISMATCH', 422), ('PC425', 'QUANTITY_LIMIT_EXCEEDED', 422),
+	         ('PC503', 'UNAVAILABLE', 503)$$,
 	'error_codes() is the table of SPEC §4: SQLSTATE, code, HTTP status');
 SELECT is_empty($$SELECT sqlstate FROM commerce.error_codes() WHERE sqlstate !~ '^PC[0-9A-Z]{3}$'$$,
 	'every SQLSTATE is of the extension''s class PC');
@@ -250,11 +251,20 @@ SELECT isnt((SELECT order_id FROM commerce.place_order(:rich, :'one_widget', ide
 	:keyed_order::bigint, 'place_order: another user''s key of the same text is a new order');
 
 ------------------------------------------------------------------------------
+-- PC425 QUANTITY_LIMIT_EXCEEDED
+------------------------------------------------------------------------------
+
+SELECT throws_ok(format($$SELECT * FROM commerce.place_order(%s, %L)$$, :rich,
+	format('[{"product_id": %s, "quantity": 6000}, {"product_id": %s, "quantity": 6000}]', :widget, :widget)),
+	'PC425', format('quantity of product %s must be at most 10000 in one order', :widget),
+	'place_order: two valid lines of one product over the limit together');
+
+------------------------------------------------------------------------------
 -- Coverage: every SQLSTATE of the table was exercised above
 ------------------------------------------------------------------------------
 
 SELECT set_eq($$SELECT sqlstate FROM commerce.error_codes()$$,
-	ARRAY['PC400', 'PC402', 'PC404', 'PC409', 'PC410', 'PC411', 'PC422', 'PC423', 'PC424', 'PC503'],
+	ARRAY['PC400', 'PC402', 'PC404', 'PC409', 'PC410', 'PC411', 'PC422', 'PC423', 'PC424', 'PC425', 'PC503'],
 	'the table has no row that this file does not raise (PC503 aside)');
 
 SELECT * FROM finish();
