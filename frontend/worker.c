@@ -139,7 +139,8 @@ on_client_close(void *data)
  * buffer (it fits; if it ever did not, the client gets a cut answer, never a
  * stalled loop), then close.  A request that already arrived is read first
  * and dropped: closing a socket with unread bytes sends a reset, which may
- * make the client discard the answer.
+ * make the client discard the answer.  The connection was counted in
+ * open_total already; its count is given back here.
  */
 static void
 refuse_connection(worker_t *w, h2o_socket_t *sock, refused_connection_t reason)
@@ -154,6 +155,7 @@ refuse_connection(worker_t *w, h2o_socket_t *sock, refused_connection_t reason)
 	}
 	metrics_count_refused_connection(&w->metrics, reason);
 	h2o_socket_close(sock);
+	__atomic_sub_fetch(&open_total, 1, __ATOMIC_RELAXED);
 }
 
 static void
@@ -171,12 +173,10 @@ on_accept(h2o_socket_t *listener, const char *err)
 		if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
 			return;
 		if (__atomic_add_fetch(&open_total, 1, __ATOMIC_RELAXED) > commerce_config.max_connections) {
-			__atomic_sub_fetch(&open_total, 1, __ATOMIC_RELAXED);
 			refuse_connection(w, sock, REFUSED_CONNECTION_CAP);
 			continue;
 		}
 		if ((slot = malloc(sizeof(*slot))) == NULL) {
-			__atomic_sub_fetch(&open_total, 1, __ATOMIC_RELAXED);
 			commerce_log("connection refused: out of memory");
 			refuse_connection(w, sock, REFUSED_CONNECTION_CAP);
 			continue;
@@ -184,7 +184,6 @@ on_accept(h2o_socket_t *listener, const char *err)
 		slot->peer = h2o_socket_getpeername(sock, (struct sockaddr *) &peer) != 0
 			? peer_limit_acquire((struct sockaddr *) &peer) : PEER_UNTRACKED;
 		if (slot->peer == PEER_REFUSED) {
-			__atomic_sub_fetch(&open_total, 1, __ATOMIC_RELAXED);
 			free(slot);
 			refuse_connection(w, sock, REFUSED_ADDRESS_CAP);
 			continue;
