@@ -29,6 +29,8 @@
 	X(INSUFFICIENT_BALANCE,  "PC402", 402, "wallet balance too low") \
 	X(IDEMPOTENCY_MISMATCH,  "PC424", 422, "idempotency key reused with another request") \
 	X(QUANTITY_LIMIT_EXCEEDED, "PC425", 422, "lines of one product sum over the per-order quantity limit") \
+	X(BALANCE_LIMIT_EXCEEDED, "PC426", 422, "charge would take the wallet over pg_commerce.max_balance") \
+	X(READ_COMMITTED_REQUIRED, "PC500", 500, "called in a transaction whose isolation level is not READ COMMITTED") \
 	X(UNAVAILABLE,           "PC503", 503, "database unreachable, pool exhausted, overloaded")
 
 /* The SQLSTATE class shared by every row above. */

@@ -120,6 +120,7 @@ pg_commerce_issue_coupon(PG_FUNCTION_ARGS)
 	Snapshot	snapshot;
 	bool		duplicate;
 
+	pg_commerce_require_read_committed("issue_coupon");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),

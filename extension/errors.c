@@ -6,6 +6,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "access/xact.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 
@@ -47,6 +48,43 @@ pg_commerce_check_id(const char *name, int64 id)
 				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
 				 errmsg("%s must be a positive integer", name),
 				 errdetail("%s was " INT64_FORMAT ".", name, id)));
+}
+
+/*
+ * The functions that take buckets need READ COMMITTED: each statement must
+ * see the buckets as last committed, so that a bucket emptied or refilled by
+ * another transaction is skipped or used, and a row updated since the
+ * transaction began is locked in its new version.  At REPEATABLE READ or
+ * SERIALIZABLE they would fail with serialization errors in every flood, and
+ * their "sold out" answers would come from a stale snapshot.
+ */
+void
+pg_commerce_require_read_committed(const char *function)
+{
+	/*
+	 * READ UNCOMMITTED behaves as READ COMMITTED in PostgreSQL; the other
+	 * two levels keep one snapshot for the whole transaction.
+	 */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(pg_commerce_errcode(COMMERCE_READ_COMMITTED_REQUIRED)),
+				 errmsg("%s must run at isolation level READ COMMITTED", function),
+				 errdetail("The transaction runs at %s.",
+						   IsolationIsSerializable() ? "SERIALIZABLE" : "REPEATABLE READ"),
+				 errhint("Start the transaction with BEGIN ISOLATION LEVEL READ COMMITTED, "
+						 "or set default_transaction_isolation to 'read committed'.")));
+}
+
+/*
+ * commerce.require_read_committed(function text) RETURNS void, for the
+ * PL/pgSQL functions that take buckets.
+ */
+PG_FUNCTION_INFO_V1(pg_commerce_require_read_committed_sql);
+Datum
+pg_commerce_require_read_committed_sql(PG_FUNCTION_ARGS)
+{
+	pg_commerce_require_read_committed(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
 }
 
 /*

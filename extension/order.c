@@ -410,6 +410,7 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 	Datum		values[12];
 	char		nulls[12];
 
+	pg_commerce_require_read_committed("place_order");
 	InitMaterializedSRF(fcinfo, 0);
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))

@@ -29,8 +29,12 @@ invalid_item(int index, const char *message, const char *detail)
 
 /*
  * The integer value of a JSON number member, or an error naming it.  Goes
- * through the numeric's text so that 1.5, 1e3 and out-of-range values are
- * rejected rather than rounded.
+ * through the numeric's text so that fractions (1.5, and 1.0, whose numeric
+ * keeps its scale) and out-of-range values are rejected rather than rounded.
+ * jsonb keeps a number's value and scale, not its spelling: 1e2 arrives as
+ * the numeric 100 and is taken as 100, the integer that JSON number denotes.
+ * (commerce-http's own validation is stricter and refuses any number that
+ * JSON text spells with a fraction or an exponent.)
  */
 static int64
 member_integer(JsonbContainer *object, const char *key, int index, int64 min, int64 max)

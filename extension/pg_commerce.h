@@ -29,6 +29,7 @@ typedef enum CommerceError
 extern int	pg_commerce_errcode(CommerceError error);
 
 extern void pg_commerce_check_id(const char *name, int64 id);
+extern void pg_commerce_require_read_committed(const char *function);
 
 /*
  * Fixed namespaces (first int4 of the two-int4 advisory lock key) of the

@@ -24,6 +24,7 @@ pg_commerce_decrement_stock(PG_FUNCTION_ARGS)
 	int32		bucket;
 	int64		left;
 
+	pg_commerce_require_read_committed("decrement_stock");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),

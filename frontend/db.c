@@ -207,6 +207,22 @@ on_prepared(void *owner, db_outcome_t outcome, PGresult *res)
 	pool_dispatch_waiting(conn->pool);
 }
 
+/*
+ * What every session sets before it prepares the statements:
+ * - The statements name every function, operator and type by its schema;
+ *   the pinned search_path is the second wall, so that nothing another role
+ *   can create (in public, say, where PostgreSQL <= 14 let every role create
+ *   objects) is ever resolved in this session's own SQL.  pg_temp last, so
+ *   that not even a temporary object shadows pg_catalog.
+ * - The extension's bucket functions run at READ COMMITTED only; pinning it
+ *   keeps a database whose default_transaction_isolation is another level
+ *   from failing every order (READ_COMMITTED_REQUIRED).
+ */
+static const char *const session_settings[] = {
+	"SET search_path = pg_catalog, pg_temp",
+	"SET default_transaction_isolation = 'read committed'",
+};
+
 static void
 conn_send_prepares(db_conn_t *conn)
 {
@@ -231,16 +247,11 @@ conn_send_prepares(db_conn_t *conn)
 		conn_fail(conn, PQerrorMessage(conn->pg));
 		return;
 	}
-	/*
-	 * The statements name every function, operator and type by its schema;
-	 * the pinned search_path is the second wall, so that nothing another
-	 * role can create (in public, say, where PostgreSQL <= 14 let every role
-	 * create objects) is ever resolved in this session's own SQL.  pg_temp
-	 * last, so that not even a temporary object shadows pg_catalog.
-	 */
-	if (!PQsendQueryParams(conn->pg, "SET search_path = pg_catalog, pg_temp", 0, NULL, NULL, NULL, NULL, 0)) {
-		conn_fail(conn, PQerrorMessage(conn->pg));
-		return;
+	for (size_t i = 0; i < sizeof(session_settings) / sizeof(session_settings[0]); i++) {
+		if (!PQsendQueryParams(conn->pg, session_settings[i], 0, NULL, NULL, NULL, NULL, 0)) {
+			conn_fail(conn, PQerrorMessage(conn->pg));
+			return;
+		}
 	}
 	for (int i = 0; i < DB_STMT__COUNT; i++) {
 		if (!PQsendPrepare(conn->pg, statement_names[i], statement_sql[i], statement_nparams[i], NULL)) {

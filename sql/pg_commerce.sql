@@ -33,14 +33,22 @@
 -- complain if the script is sourced in psql rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION pg_commerce" to load this file. \quit
 
--- The API role: may execute the functions and nothing else.  Roles are
--- cluster-wide, so an earlier installation (or another database) may have
--- created it already.
+-- The three roles of the API, each allowed to execute its own functions and
+-- nothing else (see "Privileges" at the end):
+--   commerce_api       the customer API, as commerce-http uses it
+--   commerce_operator  the shop's operators: catalog, stock, coupons
+--   commerce_relay     the outbox relay: claims and acknowledges events
+-- Roles are cluster-wide, so an earlier installation (or another database)
+-- may have created them already.
 DO $do$
+DECLARE
+	role_name text;
 BEGIN
-	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'commerce_api') THEN
-		CREATE ROLE commerce_api NOLOGIN;
-	END IF;
+	FOREACH role_name IN ARRAY ARRAY['commerce_api', 'commerce_operator', 'commerce_relay'] LOOP
+		IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = role_name) THEN
+			EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', role_name);
+		END IF;
+	END LOOP;
 END
 $do$;
 
@@ -253,6 +261,12 @@ RETURNS integer
 AS 'MODULE_PATHNAME', 'pg_commerce_default_buckets'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
+-- The wallet ceiling in force (GUC pg_commerce.max_balance, superuser-set).
+CREATE FUNCTION commerce.max_balance()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'pg_commerce_max_balance'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
 ------------------------------------------------------------------------------
 -- Errors
 ------------------------------------------------------------------------------
@@ -268,6 +282,14 @@ CREATE FUNCTION commerce.raise(code text, message text, detail text DEFAULT NULL
 RETURNS void
 AS 'MODULE_PATHNAME', 'pg_commerce_raise'
 LANGUAGE C VOLATILE;
+
+-- Raises READ_COMMITTED_REQUIRED unless the transaction runs at READ
+-- COMMITTED; the functions that take buckets call it first (the C ones call
+-- the same C code directly).
+CREATE FUNCTION commerce.require_read_committed(function_name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pg_commerce_require_read_committed_sql'
+LANGUAGE C VOLATILE STRICT;
 
 ------------------------------------------------------------------------------
 -- Users and wallets
@@ -298,6 +320,8 @@ AS $$
 DECLARE
 	old_balance bigint;
 	new_balance bigint;
+	refundable numeric;
+	ceiling bigint;
 BEGIN
 	IF amount IS NULL OR amount <= 0 THEN
 		PERFORM commerce.raise('INVALID_ARGUMENT', 'amount must be a positive integer',
@@ -307,9 +331,17 @@ BEGIN
 	IF NOT FOUND THEN
 		PERFORM commerce.raise('NOT_FOUND', 'user not found', format('No user has id %s.', charge_balance.user_id));
 	END IF;
-	IF old_balance > 9223372036854775807 - amount THEN
-		PERFORM commerce.raise('INVALID_ARGUMENT', 'amount would overflow the balance',
-			format('Balance %s plus %s exceeds the bigint range.', old_balance, amount));
+	-- What the user's paid orders would give back if all were cancelled is
+	-- counted against the ceiling too: placing and cancelling orders only
+	-- moves money between the two, so a refund can always be paid and no sum
+	-- of a wallet ever passes max_balance (at most bigint's maximum).
+	SELECT coalesce(sum(o.paid_amount), 0) INTO refundable
+	FROM commerce.orders o WHERE o.user_id = charge_balance.user_id AND o.status = 'paid';
+	ceiling := commerce.max_balance();
+	IF amount > ceiling - old_balance - refundable THEN
+		PERFORM commerce.raise('BALANCE_LIMIT_EXCEEDED', 'charge would exceed the wallet ceiling',
+			format('Balance %s plus %s paid in open orders plus %s exceeds pg_commerce.max_balance %s.',
+				old_balance, refundable, amount, ceiling));
 	END IF;
 	new_balance := old_balance + amount;
 	UPDATE commerce.users u SET balance = new_balance WHERE u.id = charge_balance.user_id;
@@ -395,6 +427,7 @@ DECLARE
 	n integer;
 	total bigint;
 BEGIN
+	PERFORM commerce.require_read_committed('restock');
 	IF quantity IS NULL OR quantity <= 0 THEN
 		PERFORM commerce.raise('INVALID_ARGUMENT', 'quantity must be a positive integer',
 			format('quantity was %s.', coalesce(quantity::text, 'null')));
@@ -614,6 +647,7 @@ DECLARE
 	item record;
 	put_bucket integer;
 BEGIN
+	PERFORM commerce.require_read_committed('cancel_order');
 	SELECT * INTO o FROM commerce.orders WHERE id = cancel_order.order_id FOR UPDATE;
 	IF NOT FOUND OR o.user_id <> cancel_order.user_id THEN
 		PERFORM commerce.raise('NOT_FOUND', 'order not found',
@@ -762,33 +796,55 @@ AS $$
 $$;
 
 ------------------------------------------------------------------------------
--- Privileges: PUBLIC gets nothing; commerce_api may only execute the API.
+-- Privileges: PUBLIC gets nothing; each role may execute its functions only.
 ------------------------------------------------------------------------------
 
+-- No role gets any table, sequence or internal helper: the functions are
+-- SECURITY DEFINER and are the only way in.  Login roles are granted one of
+-- the three (docs/security.md), e.g. commerce-http's role commerce_api only,
+-- so that a daemon taken over can neither change the catalog nor hide
+-- events from the data platform.
 REVOKE ALL ON SCHEMA commerce FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA commerce FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA commerce FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA commerce FROM PUBLIC;
 REVOKE ALL ON TYPE commerce.order_details, commerce.product_info FROM PUBLIC;
-GRANT USAGE ON TYPE commerce.order_details, commerce.product_info TO commerce_api;
-GRANT USAGE ON SCHEMA commerce TO commerce_api;
+GRANT USAGE ON SCHEMA commerce TO commerce_api, commerce_operator, commerce_relay;
+GRANT USAGE ON TYPE commerce.order_details, commerce.product_info TO commerce_api, commerce_operator;
+GRANT EXECUTE ON FUNCTION commerce.error_codes() TO commerce_api, commerce_operator, commerce_relay;
+
+-- The customer API: wallets, reading the catalog, coupons, orders.
 GRANT EXECUTE ON FUNCTION
-	commerce.error_codes(),
 	commerce.create_user(text),
 	commerce.charge_balance(bigint, bigint),
 	commerce.get_balance(bigint),
-	commerce.create_product(text, bigint, integer, text, integer),
-	commerce.restock(bigint, integer),
 	commerce.get_product(bigint),
 	commerce.list_products(text, text, integer, bigint),
-	commerce.create_coupon(text, text, bigint, integer, timestamptz, timestamptz, bigint, bigint, text, integer),
 	commerce.user_coupons(bigint),
 	commerce.issue_coupon(bigint, bigint),
-	commerce.decrement_stock(bigint, integer),
 	commerce.place_order(bigint, jsonb, bigint, text),
 	commerce.cancel_order(bigint, bigint),
 	commerce.get_order(bigint),
-	commerce.popular_products(integer, integer),
+	commerce.popular_products(integer, integer)
+TO commerce_api;
+
+-- Operators: the catalog, stock and coupons, users, and reading everything.
+GRANT EXECUTE ON FUNCTION
+	commerce.create_user(text),
+	commerce.create_product(text, bigint, integer, text, integer),
+	commerce.restock(bigint, integer),
+	commerce.decrement_stock(bigint, integer),
+	commerce.create_coupon(text, text, bigint, integer, timestamptz, timestamptz, bigint, bigint, text, integer),
+	commerce.get_balance(bigint),
+	commerce.get_product(bigint),
+	commerce.list_products(text, text, integer, bigint),
+	commerce.user_coupons(bigint),
+	commerce.get_order(bigint),
+	commerce.popular_products(integer, integer)
+TO commerce_operator;
+
+-- The outbox relay: taking events with a lease and acknowledging them.
+GRANT EXECUTE ON FUNCTION
 	commerce.claim_events(integer, interval),
 	commerce.ack_events(bigint[])
-TO commerce_api;
+TO commerce_relay;

@@ -260,6 +260,16 @@ class ErrorTableTest(unittest.TestCase):
         self.assertError(post("/api/orders", {"userId": uid, "productId": pid, "quantity": 1}),
                          402, "INSUFFICIENT_BALANCE")
 
+    def test_balance_limit_exceeded(self):
+        # a schema-valid charge over the wallet ceiling (pg_commerce.max_balance)
+        uid = new_user(balance=0)
+        ceiling = int(psql_value("SELECT commerce.max_balance()"))
+        self.assertEqual(post(f"/api/users/{uid}/balance/charge", {"amount": ceiling}).status, 200)
+        self.assertError(post(f"/api/users/{uid}/balance/charge", {"amount": 1}), 422, "BALANCE_LIMIT_EXCEEDED")
+        self.assertError(post(f"/api/users/{new_user(balance=0)}/balance/charge", {"amount": 2**63 - 1}),
+                         422, "BALANCE_LIMIT_EXCEEDED")
+        self.assertEqual(get(f"/api/users/{uid}/balance").json["balance"], ceiling)
+
     def test_idempotency_mismatch(self):
         uid, pid = new_user(), new_product()
         key = {"Idempotency-Key": unique("key")}
@@ -749,6 +759,37 @@ class SearchPathTest(unittest.TestCase, SanitizerCheck):
                             f"WHERE user_id = {uid} AND coupon_id = {cid}")
         self.assertEqual(coupons["items"][0]["issuedAt"], issued)
         self.assertEqual(self.planted_calls(), before, "the planted function ran in the daemon's session")
+
+
+class IsolationLevelTest(unittest.TestCase, SanitizerCheck):
+    """A database whose default isolation level is not READ COMMITTED (the
+    only one the extension's bucket functions accept) still serves: the
+    daemon pins its sessions' level."""
+    PORT = HTTP_PORT + 25       # 18106 by default
+
+    def setUp(self):
+        psql("ALTER ROLE commerce_http SET default_transaction_isolation = 'serializable'")
+
+    def tearDown(self):
+        psql("ALTER ROLE commerce_http RESET default_transaction_isolation")
+
+    def test_orders_work_under_a_serializable_default(self):
+        # the setting reaches the daemon's role: a plain session of it refuses an order
+        env = dict(harness.pg_env(), PGUSER="commerce_http")
+        uid, pid, cid = new_user(), new_product(stock=5), new_coupon()
+        out = subprocess.run(["psql", "-XAtq", "-d", "postgres", "-c",
+                              f"SELECT commerce.issue_coupon({uid}, {cid})"],
+                             env=env, capture_output=True, text=True)
+        self.assertIn("must run at isolation level READ COMMITTED", out.stderr)
+        d = Daemon(port=self.PORT, threads=1, pool_size=1).start()
+        try:
+            self.assertEqual(post("/api/coupons/issue", {"userId": uid, "couponId": cid}, port=self.PORT).status, 201)
+            r = post("/api/orders", {"userId": uid, "items": [{"productId": pid, "quantity": 2}]}, port=self.PORT)
+            self.assertEqual(r.status, 201, r)
+            self.assertEqual(post(f"/api/orders/{r.json['orderId']}/cancel", {"userId": uid}, port=self.PORT).status, 200)
+        finally:
+            self.assertCleanExit(d, d.stop())
+        self.assertEqual(get(f"/api/products/{pid}").json["stock"], 5)
 
 
 class ConcurrencyTest(unittest.TestCase):

@@ -1,76 +1,96 @@
--- Privileges: commerce_api may execute the API and touch nothing else;
--- PUBLIC gets nothing; every SECURITY DEFINER function pins its search_path
--- and every function that writes runs as SECURITY DEFINER.
+-- Privileges: each of the three roles may execute exactly its functions and
+-- touch nothing else; PUBLIC gets nothing; every SECURITY DEFINER function
+-- pins its search_path and every function that writes runs as SECURITY
+-- DEFINER.
 \set ON_ERROR_STOP 1
 \set QUIET 1
 
 BEGIN;
 SET LOCAL search_path = public;
-SELECT plan(44);
+SELECT plan(77);
 
--- The API of SPEC §4 plus error_codes(): exactly what commerce_api may execute.
-CREATE TEMP TABLE api_functions (signature text PRIMARY KEY, writes boolean NOT NULL) ON COMMIT DROP;
+-- Every function a role may execute, with the roles that may: the customer
+-- API (SPEC §4's calls of customers), operators (catalog, stock, coupons,
+-- users, reading everything) and the outbox relay.
+CREATE TEMP TABLE api_functions (signature text PRIMARY KEY, writes boolean NOT NULL,
+	roles text[] NOT NULL) ON COMMIT DROP;
 GRANT SELECT ON api_functions TO PUBLIC;
 INSERT INTO api_functions VALUES
-	('commerce.error_codes()', false),
-	('commerce.create_user(text)', true),
-	('commerce.charge_balance(bigint,bigint)', true),
-	('commerce.get_balance(bigint)', false),
-	('commerce.create_product(text,bigint,integer,text,integer)', true),
-	('commerce.restock(bigint,integer)', true),
-	('commerce.get_product(bigint)', false),
-	('commerce.list_products(text,text,integer,bigint)', false),
-	('commerce.create_coupon(text,text,bigint,integer,timestamp with time zone,timestamp with time zone,bigint,bigint,text,integer)', true),
-	('commerce.user_coupons(bigint)', false),
-	('commerce.issue_coupon(bigint,bigint)', true),
-	('commerce.decrement_stock(bigint,integer)', true),
-	('commerce.place_order(bigint,jsonb,bigint,text)', true),
-	('commerce.cancel_order(bigint,bigint)', true),
-	('commerce.get_order(bigint)', false),
-	('commerce.popular_products(integer,integer)', false),
-	('commerce.claim_events(integer,interval)', true),
-	('commerce.ack_events(bigint[])', true);
+	('commerce.error_codes()', false, '{commerce_api,commerce_operator,commerce_relay}'),
+	('commerce.create_user(text)', true, '{commerce_api,commerce_operator}'),
+	('commerce.charge_balance(bigint,bigint)', true, '{commerce_api}'),
+	('commerce.get_balance(bigint)', false, '{commerce_api,commerce_operator}'),
+	('commerce.create_product(text,bigint,integer,text,integer)', true, '{commerce_operator}'),
+	('commerce.restock(bigint,integer)', true, '{commerce_operator}'),
+	('commerce.get_product(bigint)', false, '{commerce_api,commerce_operator}'),
+	('commerce.list_products(text,text,integer,bigint)', false, '{commerce_api,commerce_operator}'),
+	('commerce.create_coupon(text,text,bigint,integer,timestamp with time zone,timestamp with time zone,bigint,bigint,text,integer)', true, '{commerce_operator}'),
+	('commerce.user_coupons(bigint)', false, '{commerce_api,commerce_operator}'),
+	('commerce.issue_coupon(bigint,bigint)', true, '{commerce_api}'),
+	('commerce.decrement_stock(bigint,integer)', true, '{commerce_operator}'),
+	('commerce.place_order(bigint,jsonb,bigint,text)', true, '{commerce_api}'),
+	('commerce.cancel_order(bigint,bigint)', true, '{commerce_api}'),
+	('commerce.get_order(bigint)', false, '{commerce_api,commerce_operator}'),
+	('commerce.popular_products(integer,integer)', false, '{commerce_api,commerce_operator}'),
+	('commerce.claim_events(integer,interval)', true, '{commerce_relay}'),
+	('commerce.ack_events(bigint[])', true, '{commerce_relay}');
+
+CREATE TEMP TABLE api_roles (name text PRIMARY KEY) ON COMMIT DROP;
+INSERT INTO api_roles VALUES ('commerce_api'), ('commerce_operator'), ('commerce_relay');
 
 ------------------------------------------------------------------------------
--- commerce_api
+-- The three roles (5 tests each, then one per granted function)
 ------------------------------------------------------------------------------
 
-SELECT has_role('commerce_api');
+SELECT has_role(name) FROM api_roles ORDER BY name;
 SELECT is((SELECT rolcanlogin OR rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls
-           FROM pg_roles WHERE rolname = 'commerce_api'), false,
-	'commerce_api cannot log in and has no role attributes (a login role is granted it)');
-SELECT schema_privs_are('commerce', 'commerce_api', ARRAY['USAGE'],
-	'commerce_api has USAGE on schema commerce and nothing more');
+           FROM pg_roles WHERE rolname = name), false,
+	name || ' cannot log in and has no role attributes (a login role is granted it)')
+FROM api_roles ORDER BY name;
+SELECT schema_privs_are('commerce', name, ARRAY['USAGE'],
+	name || ' has USAGE on schema commerce and nothing more')
+FROM api_roles ORDER BY name;
 
--- one test per API function, so a missing grant names itself
-SELECT ok(has_function_privilege('commerce_api', signature, 'EXECUTE'),
-	'commerce_api may execute ' || signature)
-FROM api_functions ORDER BY signature;
+-- one test per granted function, so a missing grant names itself
+SELECT ok(has_function_privilege(r.name, f.signature, 'EXECUTE'),
+	r.name || ' may execute ' || f.signature)
+FROM api_functions f, unnest(f.roles) AS r(name) ORDER BY r.name, f.signature;
 
+-- and exactly those: nothing of another role, no internal helper
 SELECT set_eq(
-	$$SELECT p.oid::regprocedure::text FROM pg_proc p
-	  WHERE p.pronamespace = 'commerce'::regnamespace
-	    AND has_function_privilege('commerce_api', p.oid, 'EXECUTE')$$,
-	$$SELECT signature FROM api_functions$$,
-	'commerce_api may execute the API functions and no internal helper');
+	format($$SELECT p.oid::regprocedure::text FROM pg_proc p
+	         WHERE p.pronamespace = 'commerce'::regnamespace
+	           AND has_function_privilege(%L, p.oid, 'EXECUTE')$$, name),
+	format($$SELECT signature FROM api_functions WHERE %L = ANY (roles)$$, name),
+	name || ' may execute its own functions and no other function of commerce')
+FROM api_roles ORDER BY name;
 
-SELECT is_empty($$
+SELECT is_empty(format($$
 	SELECT c.oid::regclass::text || ' ' || c.relkind::text FROM pg_class c
 	WHERE c.relnamespace = 'commerce'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-	  AND has_table_privilege('commerce_api', c.oid,
+	  AND has_table_privilege(%L, c.oid,
 	        'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
-$$, 'commerce_api has no privilege on any table of commerce');
-SELECT is_empty($$
+$$, name), name || ' has no privilege on any table of commerce')
+FROM api_roles ORDER BY name;
+SELECT is_empty(format($$
 	SELECT c.oid::regclass::text FROM pg_class c
 	WHERE c.relnamespace = 'commerce'::regnamespace
-	  AND has_any_column_privilege('commerce_api', c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')
-$$, 'commerce_api has no column privilege in commerce');
-SELECT is_empty($$
+	  AND has_any_column_privilege(%L, c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')
+$$, name), name || ' has no column privilege in commerce')
+FROM api_roles ORDER BY name;
+SELECT is_empty(format($$
 	SELECT c.oid::regclass::text FROM pg_class c
 	WHERE c.relnamespace = 'commerce'::regnamespace
 	  AND CASE WHEN c.relkind = 'S'
-	           THEN has_sequence_privilege('commerce_api', c.oid, 'USAGE, SELECT, UPDATE') END
-$$, 'commerce_api has no privilege on any sequence of commerce');
+	           THEN has_sequence_privilege(%L, c.oid, 'USAGE, SELECT, UPDATE') END
+$$, name), name || ' has no privilege on any sequence of commerce')
+FROM api_roles ORDER BY name;
+
+-- the outbox is the relay's alone
+SELECT ok(NOT has_function_privilege(name, 'commerce.ack_events(bigint[])', 'EXECUTE')
+          AND NOT has_function_privilege(name, 'commerce.claim_events(integer,interval)', 'EXECUTE'),
+	name || ' can neither claim nor acknowledge outbox events')
+FROM api_roles WHERE name <> 'commerce_relay' ORDER BY name;
 
 ------------------------------------------------------------------------------
 -- PUBLIC (ACLs as effective: a NULL acl means the built-in default)
@@ -126,20 +146,21 @@ SELECT is_empty($$
 	SELECT p.oid::regprocedure::text FROM pg_proc p
 	WHERE p.pronamespace = 'commerce'::regnamespace AND p.provolatile = 'v' AND NOT p.prosecdef
 	  AND p.oid::regprocedure::text IN (SELECT signature FROM api_functions)
-$$, 'every volatile function that commerce_api may execute is SECURITY DEFINER');
+$$, 'every volatile function a role may execute is SECURITY DEFINER');
 SELECT is_empty($$
 	SELECT p.oid::regprocedure::text FROM pg_proc p
 	WHERE p.pronamespace = 'commerce'::regnamespace AND p.provolatile <> 'v'
 	  AND p.oid::regprocedure::text IN (SELECT signature FROM api_functions WHERE writes)
 $$, 'no function that writes is declared STABLE or IMMUTABLE');
 
--- commerce.raise only raises; stock_put_back (cancel_order's helper) writes
+-- commerce.raise and commerce.require_read_committed only raise; stock_put_back (cancel_order's helper) writes
 -- and, although only its owner may execute it, is SECURITY DEFINER too.
 SELECT is_empty($$
 	SELECT p.oid::regprocedure::text FROM pg_proc p
 	WHERE p.pronamespace = 'commerce'::regnamespace AND p.provolatile = 'v' AND NOT p.prosecdef
-	  AND p.oid <> 'commerce.raise(text,text,text,text)'::regprocedure
-$$, 'every volatile function of commerce (all of them write, except raise) is SECURITY DEFINER');
+	  AND p.oid NOT IN ('commerce.raise(text,text,text,text)'::regprocedure,
+	                    'commerce.require_read_committed(text)'::regprocedure)
+$$, 'every volatile function of commerce (all of them write, except the two that raise) is SECURITY DEFINER');
 
 ------------------------------------------------------------------------------
 -- The same, by behaviour
@@ -160,6 +181,28 @@ SELECT throws_ok($$SELECT commerce.raise('NOT_FOUND', 'x')$$, '42501', NULL,
 	'commerce_api cannot call an internal helper (raise)');
 SELECT throws_ok($$SELECT commerce.stock_put_back(1, 1000, 0)$$, '42501', NULL,
 	'commerce_api cannot call an internal helper (stock_put_back)');
+SELECT throws_ok($$SELECT commerce.create_product('priv-p', 1, 1)$$, '42501', NULL,
+	'commerce_api cannot change the catalog');
+SELECT throws_ok($$SELECT commerce.ack_events(ARRAY[1::bigint])$$, '42501', NULL,
+	'commerce_api cannot acknowledge events');
+RESET ROLE;
+
+SET LOCAL ROLE commerce_operator;
+SELECT lives_ok($$SELECT commerce.restock(commerce.create_product('priv-op', 100, 1), 5)$$,
+	'commerce_operator can create and restock a product');
+SELECT throws_ok($$SELECT * FROM commerce.place_order(1, '[{"product_id": 1, "quantity": 1}]')$$,
+	'42501', NULL, 'commerce_operator cannot place an order');
+SELECT throws_ok($$SELECT * FROM commerce.claim_events(10)$$, '42501', NULL,
+	'commerce_operator cannot claim events');
+RESET ROLE;
+
+SET LOCAL ROLE commerce_relay;
+SELECT lives_ok($$SELECT commerce.ack_events(ARRAY(SELECT event_id FROM commerce.claim_events(10, '1 second')))$$,
+	'commerce_relay can claim and acknowledge events');
+SELECT throws_ok($$SELECT commerce.get_balance(1)$$, '42501', NULL,
+	'commerce_relay cannot call the customer API');
+SELECT throws_ok($$SELECT * FROM commerce.outbox$$, '42501', NULL,
+	'commerce_relay cannot read the outbox table itself');
 RESET ROLE;
 
 SELECT 'pgtap_nobody_' || pg_backend_pid() AS nobody \gset

@@ -14,11 +14,28 @@ SELECT commerce.charge_balance(1, 0);
 SELECT commerce.charge_balance(1, -5);
 SELECT commerce.charge_balance(99, 100);
 SELECT commerce.get_balance(99);
--- overflow is refused, not wrapped
+-- the wallet ceiling (pg_commerce.max_balance): reaching it exactly is
+-- allowed, one more is refused with its own error, and no amount wraps
+SHOW pg_commerce.max_balance;
+SELECT commerce.max_balance();
 BEGIN;
+SET LOCAL pg_commerce.max_balance = '1000';
+SELECT commerce.charge_balance(2, 1000);
+SELECT commerce.charge_balance(2, 1);
+ROLLBACK;
+BEGIN;
+SET LOCAL pg_commerce.max_balance = '9223372036854775807';
 SELECT commerce.charge_balance(2, 9223372036854775807);
 SELECT commerce.charge_balance(2, 1);
 ROLLBACK;
+SELECT commerce.charge_balance(2, 9223372036854775807);
+SELECT commerce.get_balance(2);
+-- the setting takes integers from 1 to bigint's maximum only
+SET pg_commerce.max_balance = '0';
+SET pg_commerce.max_balance = '9223372036854775808';
+SET pg_commerce.max_balance = '1e6';
+SET pg_commerce.max_balance = '';
+SHOW pg_commerce.max_balance;
 
 -- balance = sum of ledger
 SELECT u.id, u.balance, (SELECT sum(amount) FROM commerce.wallet_ledger l WHERE l.user_id = u.id) AS ledger_sum

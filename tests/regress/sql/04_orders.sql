@@ -95,6 +95,20 @@ SELECT * FROM commerce.popular_products();
 SELECT * FROM commerce.popular_products(1, 1);
 SELECT * FROM commerce.popular_products(0);
 
+-- the wallet ceiling counts what paid orders could refund, so a cancel can
+-- always pay back even a wallet charged up to its ceiling
+SELECT commerce.create_user('ceiling') AS ceiling_user \gset
+SET pg_commerce.max_balance = '100000';
+SELECT commerce.charge_balance(:ceiling_user, 100000);
+SELECT order_id AS ceiling_order, paid_amount FROM commerce.place_order(:ceiling_user, '[{"product_id": 2, "quantity": 1}]') \gset
+SELECT :paid_amount AS paid_amount;
+SELECT commerce.charge_balance(:ceiling_user, 1);
+SELECT commerce.cancel_order(:ceiling_order, :ceiling_user);
+SELECT commerce.get_balance(:ceiling_user);
+SELECT commerce.charge_balance(:ceiling_user, 1);
+RESET pg_commerce.max_balance;
+SELECT commerce.charge_balance(:ceiling_user, 1);
+
 -- the wallet always equals its ledger
 SELECT u.id, u.balance = coalesce((SELECT sum(amount) FROM commerce.wallet_ledger l WHERE l.user_id = u.id), 0) AS balanced
 FROM commerce.users u ORDER BY u.id;
