@@ -4,7 +4,7 @@
 FROM debian:bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential pkg-config \
-      libh2o-evloop-dev libjansson-dev libpq-dev libssl-dev zlib1g-dev \
+      libh2o-evloop-dev libjansson-dev libjwt-dev libpq-dev libssl-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 COPY frontend /src/frontend
 COPY extension/commerce_errors.h /src/extension/commerce_errors.h
@@ -12,12 +12,14 @@ RUN make -C /src/frontend
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libh2o-evloop0.13 libjansson4 libpq5 curl \
+ && apt-get install -y --no-install-recommends libh2o-evloop0.13 libjansson4 libjwt0 libpq5 curl \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/frontend/commerce-http /usr/local/bin/commerce-http
+COPY --from=build /src/frontend/commerce-http /src/frontend/commerce-token /usr/local/bin/
 USER nobody
 EXPOSE 8080
 # every option also reads COMMERCE_HTTP_* from the environment (see --help)
 ENV COMMERCE_HTTP_LISTEN=0.0.0.0:8080
+# the JWT key (HS256 secret or PEM public key): mount it here, see compose.yaml
+ENV COMMERCE_HTTP_JWT_KEY=/run/secrets/jwt_key
 HEALTHCHECK --interval=5s --timeout=2s CMD curl -fs http://127.0.0.1:8080/readyz || exit 1
 ENTRYPOINT ["/usr/local/bin/commerce-http"]

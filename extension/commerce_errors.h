@@ -13,6 +13,10 @@
  * mapping exists once.  docs/errors.md is checked against it by the tests
  * (commerce.error_codes() exposes it to SQL).
  *
+ * Rows whose condition says "(commerce-http)" are answered by the daemon
+ * alone, before or instead of a database call; the extension never raises
+ * them, and their SQLSTATE only keeps one numbering for every code.
+ *
  * X(name, sqlstate, http_status, condition)
  */
 #ifndef COMMERCE_ERRORS_H
@@ -31,6 +35,10 @@
 	X(QUANTITY_LIMIT_EXCEEDED, "PC425", 422, "lines of one product sum over the per-order quantity limit") \
 	X(BALANCE_LIMIT_EXCEEDED, "PC426", 422, "charge would take the wallet over pg_commerce.max_balance") \
 	X(READ_COMMITTED_REQUIRED, "PC500", 500, "called in a transaction whose isolation level is not READ COMMITTED") \
+	X(UNAUTHENTICATED,       "PC401", 401, "no valid bearer token (commerce-http)") \
+	X(FORBIDDEN,             "PC403", 403, "the token's user may not act for the user the request names (commerce-http)") \
+	X(UNSUPPORTED_MEDIA_TYPE, "PC415", 415, "request body not sent as application/json (commerce-http)") \
+	X(TOO_MANY_REQUESTS,     "PC429", 429, "the caller's rate limit is used up (commerce-http)") \
 	X(UNAVAILABLE,           "PC503", 503, "database unreachable, pool exhausted, overloaded")
 
 /* The SQLSTATE class shared by every row above. */

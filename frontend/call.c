@@ -471,7 +471,7 @@ rows_reply_single(call_t *call, PGresult *res)
 	json_t *obj, *row;
 
 	if (PQntuples(res) < 1) {
-		call_reply_error(call, 404, "NOT_FOUND", "not found");
+		call_reply_error(call, 404, "NOT_FOUND", "%s", call->not_found != NULL ? call->not_found : "not found");
 		return;
 	}
 	/* SPEC's key order: {userId, balance} but {issuedCouponId, couponId, userId, status} */

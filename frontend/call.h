@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "h2o_includes.h"
+#include "auth.h"
 #include "db.h"
 #include "router.h"
 #include "worker.h"
@@ -25,6 +26,7 @@ struct call {
 	h2o_req_t *req;
 	worker_t *worker;
 	route_id_t route;
+	auth_principal_t caller;	/* who sent it (TOKEN routes; zero otherwise) */
 	uint64_t started_us;
 	db_query_t *query;
 	int answered;
@@ -38,6 +40,7 @@ struct call {
 	const char *extra_status;	/* a constant "status" field, when not from the row */
 	int row_first;				/* put the row's fields before the extra ones */
 	const char *idempotency_key;	/* sent back on every answer (in req->pool), or NULL */
+	const char *not_found;		/* rows_reply_single's message when no row came back */
 };
 
 call_t *call_new(h2o_req_t *req, route_id_t route);

@@ -19,7 +19,8 @@ commerce_config_t commerce_config;
 typedef enum option_id {
 	OPT_LISTEN, OPT_DB, OPT_THREADS, OPT_POOL_SIZE, OPT_PIPELINE_DEPTH, OPT_QUEUE_SIZE,
 	OPT_DEADLINE_MS, OPT_MAX_BODY, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_ADDRESS, OPT_HEADER_TIMEOUT_MS,
-	OPT_DRAIN_MS, OPT_LOG_LEVEL, OPT__COUNT
+	OPT_DRAIN_MS, OPT_LOG_LEVEL, OPT_AUTH, OPT_JWT_KEY, OPT_JWT_ALG, OPT_JWT_ISSUER, OPT_JWT_AUDIENCE,
+	OPT__COUNT
 } option_id_t;
 
 typedef struct option_spec {
@@ -61,6 +62,19 @@ static const option_spec_t option_specs[OPT__COUNT] = {
 		"on SIGTERM, longest wait for in-flight calls before exiting (default 10000)"},
 	[OPT_LOG_LEVEL] = {"log-level", "COMMERCE_HTTP_LOG_LEVEL", "LEVEL", 0, 0,
 		"warning (default) or info; info adds a line per refused duplicate coupon attempt (user, coupon)"},
+	[OPT_AUTH] = {"auth", "COMMERCE_HTTP_AUTH", "MODE", 0, 0,
+		"jwt (default): every /api route needs 'Authorization: Bearer <JWT>'; none: no authentication, "
+		"the user is whoever the request names (development only; logged as a warning)"},
+	[OPT_JWT_KEY] = {"jwt-key", "COMMERCE_HTTP_JWT_KEY", "FILE", 0, 0,
+		"the key tokens are verified with, used byte for byte: the HMAC secret (at least 32 bytes) "
+		"for HS256, a PEM public key for RS256 or ES256 (required with --auth jwt)"},
+	[OPT_JWT_ALG] = {"jwt-alg", "COMMERCE_HTTP_JWT_ALG", "ALG", 0, 0,
+		"the one accepted signing algorithm: HS256 (default), RS256 or ES256; a token signed "
+		"otherwise is refused"},
+	[OPT_JWT_ISSUER] = {"jwt-issuer", "COMMERCE_HTTP_JWT_ISSUER", "ISS", 0, 0,
+		"when given, a token's iss claim must equal it"},
+	[OPT_JWT_AUDIENCE] = {"jwt-audience", "COMMERCE_HTTP_JWT_AUDIENCE", "AUD", 0, 0,
+		"when given, a token's aud claim must be or contain it"},
 };
 
 static void
@@ -137,15 +151,19 @@ parse_listen(const char *argv0, const char *value)
 	}
 }
 
-static void
-parse_log_level(const char *argv0, const char *value)
+/* The index of value in choices (NULL-terminated); exits naming them all. */
+static int
+parse_choice(const char *argv0, int id, const char *value, const char *const *choices)
 {
-	if (strcmp(value, "warning") == 0)
-		commerce_config.log_level = COMMERCE_LOG_WARNING;
-	else if (strcmp(value, "info") == 0)
-		commerce_config.log_level = COMMERCE_LOG_INFO;
-	else
-		die_option(argv0, OPT_LOG_LEVEL, value, "expected 'warning' or 'info'");
+	char why[128] = "expected one of:";
+
+	for (int i = 0; choices[i] != NULL; i++)
+		if (strcmp(value, choices[i]) == 0)
+			return i;
+	for (int i = 0; choices[i] != NULL; i++)
+		snprintf(why + strlen(why), sizeof(why) - strlen(why), " %s", choices[i]);
+	die_option(argv0, id, value, why);
+	return -1;
 }
 
 static void
@@ -166,7 +184,24 @@ apply_option(const char *argv0, int id, const char *value)
 		break;
 	case OPT_HEADER_TIMEOUT_MS: commerce_config.header_timeout_ms = (int) parse_number(argv0, id, value); break;
 	case OPT_DRAIN_MS: commerce_config.drain_ms = (int) parse_number(argv0, id, value); break;
-	case OPT_LOG_LEVEL: parse_log_level(argv0, value); break;
+	case OPT_LOG_LEVEL:
+		/* in the order of commerce_log_level_t */
+		commerce_config.log_level = parse_choice(argv0, id, value, (const char *[]) {"warning", "info", NULL});
+		break;
+	case OPT_AUTH:
+		/* in the order of commerce_auth_t */
+		commerce_config.auth = parse_choice(argv0, id, value, (const char *[]) {"jwt", "none", NULL});
+		break;
+	case OPT_JWT_KEY: commerce_config.jwt_key_file = value; break;
+	case OPT_JWT_ALG:
+		{
+			static const char *const algs[] = {"HS256", "RS256", "ES256", NULL};
+
+			commerce_config.jwt_alg = algs[parse_choice(argv0, id, value, algs)];
+		}
+		break;
+	case OPT_JWT_ISSUER: commerce_config.jwt_issuer = value; break;
+	case OPT_JWT_AUDIENCE: commerce_config.jwt_audience = value; break;
 	}
 }
 
@@ -197,6 +232,11 @@ commerce_config_load(int argc, char **argv)
 	commerce_config.header_timeout_ms = 5000;
 	commerce_config.drain_ms = 10000;
 	commerce_config.log_level = COMMERCE_LOG_WARNING;
+	commerce_config.auth = COMMERCE_AUTH_JWT;
+	commerce_config.jwt_key_file = NULL;
+	commerce_config.jwt_alg = "HS256";
+	commerce_config.jwt_issuer = NULL;
+	commerce_config.jwt_audience = NULL;
 
 	for (int i = 0; i < OPT__COUNT; i++) {
 		const char *value = getenv(option_specs[i].env);
@@ -227,6 +267,11 @@ commerce_config_load(int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", argv0, argv[optind]);
+		exit(2);
+	}
+	if (commerce_config.auth == COMMERCE_AUTH_JWT && commerce_config.jwt_key_file == NULL) {
+		fprintf(stderr, "%s: --auth jwt (the default) needs --jwt-key FILE; "
+				"--auth none turns authentication off (see --help)\n", argv0);
 		exit(2);
 	}
 }

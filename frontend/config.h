@@ -15,6 +15,12 @@ typedef enum commerce_log_level {
 	COMMERCE_LOG_INFO			/* also one line per refused duplicate coupon attempt */
 } commerce_log_level_t;
 
+/* --auth: who the caller is. */
+typedef enum commerce_auth {
+	COMMERCE_AUTH_JWT,			/* default: a verified bearer token names the user */
+	COMMERCE_AUTH_NONE			/* explicit only: the request names the user */
+} commerce_auth_t;
+
 typedef struct commerce_config {
 	char listen_host[256];
 	unsigned short listen_port;
@@ -30,6 +36,11 @@ typedef struct commerce_config {
 	int header_timeout_ms;		/* longest wait for a request (head and body) or between requests */
 	int drain_ms;				/* SIGTERM: longest wait for in-flight calls */
 	commerce_log_level_t log_level;
+	commerce_auth_t auth;
+	const char *jwt_key_file;	/* required with COMMERCE_AUTH_JWT */
+	const char *jwt_alg;		/* "HS256", "RS256" or "ES256" */
+	const char *jwt_issuer;		/* NULL: iss not checked */
+	const char *jwt_audience;	/* NULL: aud not checked */
 } commerce_config_t;
 
 extern commerce_config_t commerce_config;

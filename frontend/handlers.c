@@ -85,6 +85,54 @@ generate_idempotency_key(call_t *call, char *out)
 	return FIELD_OK;
 }
 
+/*
+ * Ownership.  With a token a customer acts as its sub only: a request that
+ * names another user is 403 (an operator, role admin, may name anyone).
+ * Another user's order is answered like an order that does not exist (404),
+ * so that order ids tell nothing about other people's orders.
+ */
+static int
+may_act_for(call_t *call, int64_t user_id, const char *field)
+{
+	if (!call->caller.authenticated || call->caller.is_admin || call->caller.user_id == user_id)
+		return FIELD_OK;
+	call_reply_error(call, 403, "FORBIDDEN", "%s: %" PRId64 " is not the user of this token", field, user_id);
+	return FIELD_ANSWERED;
+}
+
+/* The body's userId, which may be left out when a token names the user. */
+static int
+acting_user(call_t *call, json_t *body, int64_t *user_id)
+{
+	int has = validate_id(call, body, "userId", !call->caller.authenticated, user_id);
+
+	if (has == FIELD_ANSWERED)
+		return FIELD_ANSWERED;
+	if (has == FIELD_ABSENT) {
+		*user_id = call->caller.user_id;
+		return FIELD_OK;
+	}
+	return may_act_for(call, *user_id, "userId");
+}
+
+/* A {userId} path segment, which must be the caller's own. */
+static int
+path_user(call_t *call, h2o_iovec_t id, int64_t *user_id)
+{
+	if (validate_path_id(call, id, "userId", user_id) == FIELD_ANSWERED)
+		return FIELD_ANSWERED;
+	return may_act_for(call, *user_id, "userId");
+}
+
+/* The caller whose rows a statement may return, as its text; NULL: anyone's. */
+static const char *
+owner_filter(call_t *call, int_text_t buf)
+{
+	if (!call->caller.authenticated || call->caller.is_admin)
+		return NULL;
+	return int_text(buf, call->caller.user_id);
+}
+
 /* Appends {"product_id":…,"quantity":…} for one validated item. */
 static int
 take_item(call_t *call, json_t *src, json_t *items, const char *where)
@@ -162,7 +210,7 @@ handle_orders_create(call_t *call, h2o_iovec_t id)
 	call->idempotency_key = h2o_strdup(&call->req->pool, key, SIZE_MAX).base;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
-	if (validate_id(call, body, "userId", 1, &user_id) == FIELD_ANSWERED ||
+	if (acting_user(call, body, &user_id) == FIELD_ANSWERED ||
 		(has_coupon = validate_id(call, body, "couponId", 0, &coupon_id)) == FIELD_ANSWERED)
 		goto done;
 
@@ -222,15 +270,18 @@ done:
 void
 handle_orders_get(call_t *call, h2o_iovec_t id)
 {
-	int_text_t order_text;
+	int_text_t order_text, owner_text;
 	int64_t order_id;
-	const char *values[1];
+	const char *values[2];
 
 	if (validate_path_id(call, id, "orderId", &order_id) == FIELD_ANSWERED)
 		return;
 	values[0] = int_text(order_text, order_id);
+	values[1] = owner_filter(call, owner_text);
+	/* the database's own words for an order that does not exist */
+	call->not_found = "order not found";
 	call->on_rows = rows_reply_single;
-	call_query(call, DB_STMT_GET_ORDER, 1, values);
+	call_query(call, DB_STMT_GET_ORDER, 2, values);
 }
 
 void
@@ -246,7 +297,7 @@ handle_orders_cancel(call_t *call, h2o_iovec_t id)
 		return;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
-	if (validate_id(call, body, "userId", 1, &user_id) != FIELD_ANSWERED) {
+	if (acting_user(call, body, &user_id) != FIELD_ANSWERED) {
 		values[0] = int_text(order_text, order_id);
 		values[1] = int_text(user_text, user_id);
 		add_extra(call, "orderId", order_id);
@@ -268,7 +319,7 @@ handle_coupons_issue(call_t *call, h2o_iovec_t id)
 	(void) id;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
-	if (validate_id(call, body, "userId", 1, &user_id) != FIELD_ANSWERED &&
+	if (acting_user(call, body, &user_id) != FIELD_ANSWERED &&
 		validate_id(call, body, "couponId", 1, &coupon_id) != FIELD_ANSWERED) {
 		values[0] = int_text(user_text, user_id);
 		values[1] = int_text(coupon_text, coupon_id);
@@ -291,7 +342,7 @@ handle_user_coupons(call_t *call, h2o_iovec_t id)
 	int64_t user_id;
 	const char *values[1];
 
-	if (validate_path_id(call, id, "userId", &user_id) == FIELD_ANSWERED)
+	if (path_user(call, id, &user_id) == FIELD_ANSWERED)
 		return;
 	values[0] = int_text(user_text, user_id);
 	call->on_rows = rows_reply_list;
@@ -363,7 +414,7 @@ handle_balance_get(call_t *call, h2o_iovec_t id)
 	int64_t user_id;
 	const char *values[1];
 
-	if (validate_path_id(call, id, "userId", &user_id) == FIELD_ANSWERED)
+	if (path_user(call, id, &user_id) == FIELD_ANSWERED)
 		return;
 	values[0] = int_text(user_text, user_id);
 	add_extra(call, "userId", user_id);
@@ -380,7 +431,7 @@ handle_balance_charge(call_t *call, h2o_iovec_t id)
 	const char *values[2];
 	json_t *body;
 
-	if (validate_path_id(call, id, "userId", &user_id) == FIELD_ANSWERED)
+	if (path_user(call, id, &user_id) == FIELD_ANSWERED)
 		return;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "config.h"
 #include "h2o_includes.h"
 #include "router.h"
@@ -45,6 +46,7 @@ main(int argc, char **argv)
 	int sig;
 
 	commerce_config_load(argc, argv);
+	auth_init(argv[0]);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	sigemptyset(&stop_signals);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "call.h"
 #include "config.h"
 #include "handlers.h"
@@ -25,16 +26,17 @@ typedef struct route {
 	const char *method;
 	const char *pattern;
 	route_handler_t handler;
+	route_access_t access;
 } route_t;
 
 static const route_t routes[] = {
-#define ROUTE_ROW(name, method, pattern, handler) {method, pattern, handler},
+#define ROUTE_ROW(name, method, pattern, handler, access) {method, pattern, handler, ROUTE_ACCESS_##access},
 	ROUTE_TABLE(ROUTE_ROW)
 #undef ROUTE_ROW
 };
 
 const char *const route_labels[ROUTE__COUNT] = {
-#define ROUTE_LABEL(name, method, pattern, handler) method " " pattern,
+#define ROUTE_LABEL(name, method, pattern, handler, access) method " " pattern,
 	ROUTE_TABLE(ROUTE_LABEL)
 #undef ROUTE_LABEL
 	"unmatched",
@@ -238,6 +240,29 @@ framing_refusal(h2o_req_t *req, const char **why)
 
 /* ---- routing ------------------------------------------------------------ */
 
+/*
+ * Fills call->caller from the request's bearer token; 0 after answering 401
+ * when there is no valid one.  WWW-Authenticate carries error="invalid_token"
+ * (RFC 6750 §3.1) and the reason, which names what was wrong but nothing
+ * that would help forge a token.
+ */
+static int
+authenticate(call_t *call)
+{
+	const char *why = NULL;
+	char challenge[160];
+	int n;
+
+	if (auth_verify_request(call->req, &call->caller, &why) == 0)
+		return 1;
+	n = snprintf(challenge, sizeof(challenge), "Bearer realm=\"pg_commerce\", error=\"invalid_token\", "
+				 "error_description=\"%s\"", why);
+	h2o_add_header(&call->req->pool, &call->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+				   h2o_strdup(&call->req->pool, challenge, (size_t) n).base, (size_t) n);
+	call_reply_error(call, 401, "UNAUTHENTICATED", "%s", why);
+	return 0;
+}
+
 int
 router_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
@@ -276,7 +301,11 @@ router_on_req(h2o_handler_t *self, h2o_req_t *req)
 		if (!path_matches(routes[i].pattern, path, &id))
 			continue;
 		if (h2o_memis(req->method.base, req->method.len, routes[i].method, strlen(routes[i].method))) {
-			routes[i].handler(call_new(req, (route_id_t) i), id);
+			call_t *call = call_new(req, (route_id_t) i);
+
+			if (routes[i].access == ROUTE_ACCESS_TOKEN && !authenticate(call))
+				return 0;
+			routes[i].handler(call, id);
 			return 0;
 		}
 		if (strstr(allow, routes[i].method) == NULL && allow_len + 8 < sizeof(allow))

@@ -4,7 +4,12 @@
  *      metrics use.  "{id}" matches one path segment, which the handler
  *      validates; literal routes are listed before patterns they shadow.
  *
- * X(NAME, "METHOD", "/path/{id}", handler)
+ * X(NAME, "METHOD", "/path/{id}", handler, ACCESS)
+ *
+ * ACCESS is OPEN for the probes an orchestrator and a scraper call without
+ * credentials, TOKEN for every /api route: with --auth jwt the router
+ * answers 401 before the handler runs unless the request carries a valid
+ * bearer token (auth.h), and the handler acts for the token's user.
  */
 #ifndef COMMERCE_HTTP_ROUTER_H
 #define COMMERCE_HTTP_ROUTER_H
@@ -12,22 +17,27 @@
 #include "h2o_includes.h"
 
 #define ROUTE_TABLE(X) \
-	X(ORDERS_CREATE, "POST", "/api/orders", handle_orders_create) \
-	X(ORDERS_GET, "GET", "/api/orders/{id}", handle_orders_get) \
-	X(ORDERS_CANCEL, "POST", "/api/orders/{id}/cancel", handle_orders_cancel) \
-	X(COUPONS_ISSUE, "POST", "/api/coupons/issue", handle_coupons_issue) \
-	X(USER_COUPONS, "GET", "/api/users/{id}/coupons", handle_user_coupons) \
-	X(PRODUCTS_LIST, "GET", "/api/products", handle_products_list) \
-	X(PRODUCTS_POPULAR, "GET", "/api/products/popular", handle_products_popular) \
-	X(PRODUCTS_GET, "GET", "/api/products/{id}", handle_products_get) \
-	X(BALANCE_GET, "GET", "/api/users/{id}/balance", handle_balance_get) \
-	X(BALANCE_CHARGE, "POST", "/api/users/{id}/balance/charge", handle_balance_charge) \
-	X(HEALTHZ, "GET", "/healthz", handle_healthz) \
-	X(READYZ, "GET", "/readyz", handle_readyz) \
-	X(METRICS, "GET", "/metrics", handle_metrics)
+	X(ORDERS_CREATE, "POST", "/api/orders", handle_orders_create, TOKEN) \
+	X(ORDERS_GET, "GET", "/api/orders/{id}", handle_orders_get, TOKEN) \
+	X(ORDERS_CANCEL, "POST", "/api/orders/{id}/cancel", handle_orders_cancel, TOKEN) \
+	X(COUPONS_ISSUE, "POST", "/api/coupons/issue", handle_coupons_issue, TOKEN) \
+	X(USER_COUPONS, "GET", "/api/users/{id}/coupons", handle_user_coupons, TOKEN) \
+	X(PRODUCTS_LIST, "GET", "/api/products", handle_products_list, TOKEN) \
+	X(PRODUCTS_POPULAR, "GET", "/api/products/popular", handle_products_popular, TOKEN) \
+	X(PRODUCTS_GET, "GET", "/api/products/{id}", handle_products_get, TOKEN) \
+	X(BALANCE_GET, "GET", "/api/users/{id}/balance", handle_balance_get, TOKEN) \
+	X(BALANCE_CHARGE, "POST", "/api/users/{id}/balance/charge", handle_balance_charge, TOKEN) \
+	X(HEALTHZ, "GET", "/healthz", handle_healthz, OPEN) \
+	X(READYZ, "GET", "/readyz", handle_readyz, OPEN) \
+	X(METRICS, "GET", "/metrics", handle_metrics, OPEN)
+
+typedef enum route_access {
+	ROUTE_ACCESS_OPEN,
+	ROUTE_ACCESS_TOKEN
+} route_access_t;
 
 typedef enum route_id {
-#define ROUTE_ENUM(name, method, pattern, handler) ROUTE_##name,
+#define ROUTE_ENUM(name, method, pattern, handler, access) ROUTE_##name,
 	ROUTE_TABLE(ROUTE_ENUM)
 #undef ROUTE_ENUM
 	ROUTE_UNMATCHED,

@@ -40,7 +40,8 @@
 	  ISO_TIME("created_at") " AS created_at, " \
 	  ISO_TIME("cancelled_at") " AS cancelled_at, " \
 	  "coalesce(items, '[]'::pg_catalog.jsonb) AS items " \
-	  "FROM commerce.get_order($1)", 1) \
+	  "FROM commerce.get_order($1) " \
+	  "WHERE $2::pg_catalog.int8 IS NULL OR user_id OPERATOR(pg_catalog.=) $2", 2) \
 	X(ISSUE_COUPON, "SELECT commerce.issue_coupon($1, $2) AS issued_coupon_id", 2) \
 	X(USER_COUPONS, \
 	  "SELECT issued_coupon_id, coupon_id, code, name, status, discount_type, discount_value, " \

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 
@@ -35,6 +36,28 @@ nesting_depth_ok(const char *p, size_t len)
 	return 1;
 }
 
+/*
+ * Content-Type names application/json, in any case, with or without
+ * parameters ("; charset=utf-8": JSON is UTF-8 anyway, RFC 8259 §8.1).
+ */
+static int
+is_json_media_type(h2o_req_t *req)
+{
+	static const char json_type[] = "application/json";
+	ssize_t at = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+	h2o_iovec_t v;
+	size_t n = sizeof(json_type) - 1;
+
+	if (at < 0 || h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, at) >= 0)
+		return 0;
+	v = req->headers.entries[at].value;
+	if (v.len < n || strncasecmp(v.base, json_type, n) != 0)
+		return 0;
+	while (n < v.len && (v.base[n] == ' ' || v.base[n] == '\t'))
+		n++;
+	return n == v.len || v.base[n] == ';';
+}
+
 json_t *
 validate_body(call_t *call, const char *const *allowed)
 {
@@ -48,8 +71,11 @@ validate_body(call_t *call, const char *const *allowed)
 		call_reply_error(call, 413, "PAYLOAD_TOO_LARGE", "request body over %zu bytes", commerce_config.max_body);
 		return NULL;
 	}
-	if (req->entity.base == NULL || req->entity.len == 0) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "body: a JSON object is required");
+	/* no body is {}: with a token, a cancel names nothing but the order */
+	if (req->entity.base == NULL || req->entity.len == 0)
+		return json_object();
+	if (!is_json_media_type(req)) {
+		call_reply_error(call, 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type: the body must be sent as application/json");
 		return NULL;
 	}
 	if (!nesting_depth_ok(req->entity.base, req->entity.len)) {

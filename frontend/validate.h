@@ -1,8 +1,8 @@
 /*
  * validate.h
  *      Strict input checks.  Each function either yields a value or answers
- *      the call (400 naming the field, or 413) and says so; handlers stop at
- *      the first answer.
+ *      the call (400 naming the field, 413, or 415) and says so; handlers
+ *      stop at the first answer.
  */
 #ifndef COMMERCE_HTTP_VALIDATE_H
 #define COMMERCE_HTTP_VALIDATE_H
@@ -18,7 +18,10 @@
 
 enum { FIELD_ANSWERED = -1, FIELD_ABSENT = 0, FIELD_OK = 1 };
 
-/* The body as a JSON object with only allowed keys (NULL-terminated list). */
+/*
+ * The body as a JSON object with only allowed keys (NULL-terminated list);
+ * no body at all is {}.  A body must come as Content-Type application/json.
+ */
 json_t *validate_body(call_t *call, const char *const *allowed);
 
 /* A positive 64-bit integer; JSON null counts as absent. */

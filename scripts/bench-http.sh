@@ -5,7 +5,11 @@
 #      (64 clients, -M prepared) running SELECT * FROM commerce.get_product(:id);
 #   2. the sold-out coupon path: POST /api/coupons/issue on an exhausted coupon
 #      with wrk + lua against pgbench calling commerce.issue_coupon.
-# Prints both rates and the ratio daemon/direct for each.  Then the
+# Each HTTP path runs twice in the same run: against a daemon with --auth
+# none and against one verifying HS256 JWTs (every wrk request carries the
+# token of the user it acts for, minted by frontend/commerce-token), so the
+# cost of authentication is measured, not guessed.
+# Prints the rates, auth / no auth, and the ratio daemon/direct.  Then the
 # flash-sale floods of issue 3's bar through the daemon (tests/http/flood.py,
 # one connection per user, all at once): 10,000 users for a coupon of 1,000,
 # and 5,000 orders for a product with stock 100 (BENCH_FLOODS=0 skips them).
@@ -15,7 +19,8 @@
 # PL/pgSQL wrapper that catches the error (one subtransaction per call).
 #
 # Environment: BENCH_SECONDS (default 10), BENCH_PG_PORT (5444),
-# BENCH_HTTP_PORT (18095), BENCH_THREADS (daemon threads, default cores).
+# BENCH_HTTP_PORT (18095; the daemon with auth on the port after it),
+# BENCH_THREADS (daemon threads, default cores).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,9 +37,10 @@ make -s -C frontend
 eval "$(scripts/pg-cluster.sh fresh "$pg_dir" "$pg_port")"
 export PGDATABASE=postgres
 
-daemon_pid=
+auth_port=$((http_port + 1))
+daemon_pids=()
 cleanup() {
-	if [ -n "$daemon_pid" ]; then kill -TERM "$daemon_pid" 2>/dev/null || true; wait "$daemon_pid" 2>/dev/null || true; fi
+	for pid in "${daemon_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
 	scripts/pg-cluster.sh stop "$pg_dir" 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -63,30 +69,46 @@ END
 \$\$;
 SQL
 
-frontend/commerce-http --listen "127.0.0.1:$http_port" --threads "$threads" \
-	--db "host=$PGHOST port=$PGPORT user=commerce_http dbname=postgres" 2>"$work/daemon.log" &
-daemon_pid=$!
-for _ in $(seq 1 100); do
-	curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break
-	sleep 0.1
-done
+head -c 48 /dev/urandom >"$work/jwt.key"
+frontend/commerce-token --key "$work/jwt.key" --ttl 86400 --users "1-$users" >"$work/tokens.txt"
+start_daemon() {   # port, options...
+	local port=$1
+	shift
+	frontend/commerce-http --listen "127.0.0.1:$port" --threads "$threads" "$@" \
+		--db "host=$PGHOST port=$PGPORT user=commerce_http dbname=postgres" 2>>"$work/daemon.log" &
+	daemon_pids+=($!)
+	for _ in $(seq 1 100); do
+		curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+}
+start_daemon "$http_port" --auth none
+start_daemon "$auth_port" --jwt-key "$work/jwt.key"
 
-cat >"$work/get_product.lua" <<'LUA'
+# tokens[u] is user u's bearer token (sent to both daemons; --auth none ignores it)
+tokens_lua="local tokens = {}
+for line in io.lines('$work/tokens.txt') do tokens[#tokens + 1] = line end"
+cat >"$work/get_product.lua" <<LUA
+$tokens_lua
 request = function()
-	return wrk.format("GET", "/api/products/" .. math.random(1, 100))
+	local auth = {["Authorization"] = "Bearer " .. tokens[math.random(1, $users)]}
+	return wrk.format("GET", "/api/products/" .. math.random(1, 100), auth)
 end
 LUA
 cat >"$work/issue.lua" <<LUA
+$tokens_lua
 request = function()
-	local body = '{"userId":' .. math.random(2, $users) .. ',"couponId":1}'
-	return wrk.format("POST", "/api/coupons/issue", {["Content-Type"] = "application/json"}, body)
+	local u = math.random(2, $users)
+	local body = '{"userId":' .. u .. ',"couponId":1}'
+	return wrk.format("POST", "/api/coupons/issue",
+		{["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. tokens[u]}, body)
 end
 LUA
 printf '\\set id random(1, 100)\nSELECT * FROM commerce.get_product(:id);\n' >"$work/get_product.sql"
 printf '\\set uid random(2, %d)\nSELECT public.bench_issue(:uid, 1);\n' "$users" >"$work/issue.sql"
 
-wrk_rate() {   # lua
-	wrk -t2 -c64 -d"${seconds}s" -s "$1" "http://127.0.0.1:$http_port" >"$work/wrk.out"
+wrk_rate() {   # lua port
+	wrk -t2 -c64 -d"${seconds}s" -s "$1" "http://127.0.0.1:$2" >"$work/wrk.out"
 	grep -q "Non-2xx" "$work/wrk.out" && grep "Non-2xx" "$work/wrk.out" >&2
 	awk '/^Requests\/sec:/ {print $2}' "$work/wrk.out"
 }
@@ -96,32 +118,39 @@ pgbench_rate() {   # script
 }
 
 echo "bench-http: ${seconds}s per run, 64 connections / 64 clients, daemon threads: $threads, cores: $(nproc)"
-# short warm-up for both sides
+# short warm-up for every side
 wrk -t2 -c64 -d2s -s "$work/get_product.lua" "http://127.0.0.1:$http_port" >/dev/null
+wrk -t2 -c64 -d2s -s "$work/get_product.lua" "http://127.0.0.1:$auth_port" >/dev/null
 pgbench -n -M prepared -c 64 -j 2 -T 2 -f "$work/get_product.sql" >/dev/null 2>&1
 
-http_get=$(wrk_rate "$work/get_product.lua")
+http_get=$(wrk_rate "$work/get_product.lua" "$http_port")
+auth_get=$(wrk_rate "$work/get_product.lua" "$auth_port")
 pg_get=$(pgbench_rate "$work/get_product.sql")
-http_issue=$(wrk_rate "$work/issue.lua" 2>"$work/non2xx")
+http_issue=$(wrk_rate "$work/issue.lua" "$http_port" 2>"$work/non2xx")
+auth_issue=$(wrk_rate "$work/issue.lua" "$auth_port" 2>"$work/non2xx-auth")
 pg_issue=$(pgbench_rate "$work/issue.sql")
-status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$http_port/api/coupons/issue" \
+status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$auth_port/api/coupons/issue" \
+	-H "Authorization: Bearer $(sed -n 2p "$work/tokens.txt")" \
 	-H 'Content-Type: application/json' -d '{"userId":2,"couponId":1}')
 
-printf '%-34s %12s %12s %8s\n' "path" "daemon rps" "direct tps" "ratio"
-printf '%-34s %12.0f %12.0f %8.2f\n' "GET /api/products/{id}" "$http_get" "$pg_get" \
-	"$(awk -v a="$http_get" -v b="$pg_get" 'BEGIN {print a / b}')"
-printf '%-34s %12.0f %12.0f %8.2f\n' "POST /api/coupons/issue (sold out)" "$http_issue" "$pg_issue" \
-	"$(awk -v a="$http_issue" -v b="$pg_issue" 'BEGIN {print a / b}')"
-echo "(sold-out answers: HTTP $status; $(cat "$work/non2xx"))"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+printf '%-34s %10s %10s %9s %10s %12s\n' "path" "no auth" "JWT" "JWT/none" "direct" "JWT/direct"
+printf '%-34s %10.0f %10.0f %9s %10.0f %12s\n' "GET /api/products/{id}" "$http_get" "$auth_get" \
+	"$(ratio "$auth_get" "$http_get")" "$pg_get" "$(ratio "$auth_get" "$pg_get")"
+printf '%-34s %10.0f %10.0f %9s %10.0f %12s\n' "POST /api/coupons/issue (sold out)" "$http_issue" "$auth_issue" \
+	"$(ratio "$auth_issue" "$http_issue")" "$pg_issue" "$(ratio "$auth_issue" "$pg_issue")"
+echo "(rates per second: daemon requests, pgbench transactions; sold-out answers: HTTP $status;" \
+	"$(cat "$work/non2xx-auth"))"
 
 if [ "${BENCH_FLOODS:-1}" != 0 ]; then
 	echo
 	echo "flood: 10000 users at once, POST /api/coupons/issue, coupon of 1000"
-	python3 tests/http/flood.py coupon "http://127.0.0.1:$http_port" 2 1 10000
+	export FLOOD_TOKENS=$work/tokens.txt   # the floods go to the daemon with auth
+	python3 tests/http/flood.py coupon "http://127.0.0.1:$auth_port" 2 1 10000
 	echo "  issued in the database: $(psql -XAtq -c 'SELECT count(*) FROM commerce.issued_coupons WHERE coupon_id = 2')"
 	echo "flood: 5000 orders at once, POST /api/orders, product of stock 100"
-	python3 tests/http/flood.py order "http://127.0.0.1:$http_port" 101 1 5000
+	python3 tests/http/flood.py order "http://127.0.0.1:$auth_port" 101 1 5000
 	echo "  stock left: $(psql -XAtq -c 'SELECT stock FROM commerce.get_product(101)')," \
 		"paid orders of it: $(psql -XAtq -c "SELECT count(*) FROM commerce.order_items WHERE product_id = 101")"
-	echo "  daemon retries after deadlocks: $(curl -s "http://127.0.0.1:$http_port/metrics" | awk '/^commerce_http_db_retries_total/ {print $2}')"
+	echo "  daemon retries after deadlocks: $(curl -s "http://127.0.0.1:$auth_port/metrics" | awk '/^commerce_http_db_retries_total/ {print $2}')"
 fi

@@ -4,7 +4,9 @@
 # Installs missing Debian packages (scripts/setup.sh), builds and installs the
 # extension, builds commerce-http, starts a private PostgreSQL cluster in
 # .run/demo (port ${DEMO_PG_PORT:-5440}) with the extension and demo data,
-# and runs commerce-http on ${DEMO_LISTEN:-127.0.0.1:8080} in the foreground.
+# and runs commerce-http on ${DEMO_LISTEN:-127.0.0.1:8080} in the foreground,
+# with JWT authentication on (an HS256 secret made for the run, in
+# .run/demo/jwt.key); it prints a customer's and an operator's token.
 # Ctrl-C stops the daemon and the cluster (only what this script started).
 # The cluster is recreated from scratch on every run.
 set -euo pipefail
@@ -41,7 +43,9 @@ CREATE ROLE commerce_http LOGIN IN ROLE commerce_api;
 SQL
 psql -XAtq -v ON_ERROR_STOP=1 -f scripts/demo-data.sql >/dev/null
 
-frontend/commerce-http --listen "$listen" \
+jwt_key=$pg_dir/jwt.key
+(umask 077 && head -c 48 /dev/urandom >"$jwt_key")
+frontend/commerce-http --listen "$listen" --jwt-key "$jwt_key" \
 	--db "host=$PGHOST port=$PGPORT user=commerce_http dbname=postgres" &
 daemon_pid=$!
 
@@ -52,20 +56,27 @@ for _ in $(seq 1 100); do
 done
 
 b="http://$listen"
+# user 1's token (a customer) and an operator's, valid for a day
+customer=$(frontend/commerce-token --key "$jwt_key" --ttl 86400 1)
+admin=$(frontend/commerce-token --key "$jwt_key" --ttl 86400 --admin 1)
 cat <<EOT
 
 pg_commerce is running: commerce-http on $b, PostgreSQL in $pg_dir (port $pg_port).
   psql:  PGHOST=$PGHOST PGPORT=$PGPORT psql -U postgres postgres
-Try:
-  curl -s '$b/api/products?limit=3'
-  curl -s $b/api/products/1
-  curl -s $b/api/users/1/balance
-  curl -s -X POST $b/api/coupons/issue -H 'Content-Type: application/json' -d '{"userId":1,"couponId":1}'
-  curl -s -X POST $b/api/orders -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' \\
-       -d '{"userId":1,"items":[{"productId":1,"quantity":1}],"couponId":1}'
-  curl -s $b/api/orders/1
-  curl -s '$b/api/products/popular?days=3&limit=5'
-  curl -s $b/metrics
+Tokens (a day each; more with: frontend/commerce-token --key $jwt_key SUB [--admin]):
+  customer (user 1):  T=$customer
+  operator:           A=$admin
+Try (after the two assignments above):
+  curl -s '$b/api/products?limit=3' -H "Authorization: Bearer \$T"
+  curl -s $b/api/products/1 -H "Authorization: Bearer \$T"
+  curl -s $b/api/users/1/balance -H "Authorization: Bearer \$T"
+  curl -s -X POST $b/api/coupons/issue -H "Authorization: Bearer \$T" -H 'Content-Type: application/json' -d '{"couponId":1}'
+  curl -s -X POST $b/api/orders -H "Authorization: Bearer \$T" -H 'Content-Type: application/json' \\
+       -H 'Idempotency-Key: demo-1' -d '{"items":[{"productId":1,"quantity":1}],"couponId":1}'
+  curl -s $b/api/orders/1 -H "Authorization: Bearer \$T"
+  curl -s $b/api/users/2/balance -H "Authorization: Bearer \$T"     # 403: not user 1
+  curl -s $b/api/users/2/balance -H "Authorization: Bearer \$A"     # an operator may
+  curl -s $b/metrics                                                # no token needed
 API: docs/openapi.yaml.  Ctrl-C stops everything.
 EOT
 

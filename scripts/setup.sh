@@ -7,7 +7,7 @@ packages=(
 	build-essential pkg-config
 	postgresql-15 postgresql-server-dev-15
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
-	libpq-dev libh2o-evloop-dev libjansson-dev libssl-dev libuv1-dev zlib1g-dev
+	libpq-dev libh2o-evloop-dev libjansson-dev libjwt-dev libssl-dev libuv1-dev zlib1g-dev openssl
 	curl jq wrk python3 python3-venv gnuplot-nox time
 )
 

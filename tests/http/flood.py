@@ -6,22 +6,26 @@
 
 N clients connect at once (one connection each, distinct users) and send
 one request; prints the count per (status, code), average / p95 / p99 /
-max latency and the wall time.  Exit status 0 always; the caller checks."""
+max latency and the wall time.  Exit status 0 always; the caller checks.
+FLOOD_TOKENS names a file of bearer tokens, line u for user u (as
+frontend/commerce-token --users 1-N writes it): each request then carries
+its user's token."""
 import asyncio
 import json
+import os
 import resource
 import sys
 import time
 from urllib.parse import urlsplit
 
 
-async def one(host, port, path, body, results, start_gate):
+async def one(host, port, path, body, results, start_gate, auth):
     await start_gate.wait()
     t0 = time.perf_counter()
     try:
         reader, writer = await asyncio.open_connection(host, port)
         data = json.dumps(body).encode()
-        writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{auth}"
                      f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
         await writer.drain()
         raw = await reader.read()
@@ -45,8 +49,13 @@ async def main():
         path, make = "/api/coupons/issue", lambda i: {"userId": first_user + i, "couponId": target}
     else:
         path, make = "/api/orders", lambda i: {"userId": first_user + i, "productId": target, "quantity": 1}
+    tokens = []
+    if os.environ.get("FLOOD_TOKENS"):
+        with open(os.environ["FLOOD_TOKENS"]) as f:
+            tokens = f.read().split()
+    auth = lambda i: f"Authorization: Bearer {tokens[first_user + i - 1]}\r\n" if tokens else ""
     results, gate = [], asyncio.Event()
-    tasks = [asyncio.create_task(one(u.hostname, u.port, path, make(i), results, gate)) for i in range(n)]
+    tasks = [asyncio.create_task(one(u.hostname, u.port, path, make(i), results, gate, auth(i))) for i in range(n)]
     await asyncio.sleep(0.1)
     t0 = time.perf_counter()
     gate.set()

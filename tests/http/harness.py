@@ -19,6 +19,36 @@ DAEMON = os.environ.get("HTTP_TEST_DAEMON", os.path.join(ROOT, "frontend", "comm
 LOG_DIR = os.environ.get("HTTP_TEST_LOG_DIR", os.path.join(ROOT, ".run", "http-test-logs"))
 SOCK = os.path.join(PG_DIR, "sock")
 CONNINFO = f"host={SOCK} port={PG_PORT} user=commerce_http dbname=postgres"
+TOKEN_TOOL = os.path.join(ROOT, "frontend", "commerce-token")
+AUTH_LEEWAY = 30                  # seconds, AUTH_LEEWAY_SECONDS of frontend/auth.h
+
+# Every daemon of the tests verifies HS256 tokens with this secret; the
+# environment variable reaches daemons started with a bare environment too.
+os.makedirs(LOG_DIR, exist_ok=True)
+JWT_KEY = os.path.join(LOG_DIR, f"jwt-{os.getpid()}.key")
+with open(JWT_KEY, "wb") as _f:
+    _f.write(os.urandom(48))
+os.environ["COMMERCE_HTTP_JWT_KEY"] = JWT_KEY
+
+
+def mint(sub, *args, key=JWT_KEY, alg="HS256"):
+    """A token from frontend/commerce-token (libjwt), e.g. mint(7, "--admin")."""
+    return subprocess.run([TOKEN_TOOL, "--key", key, "--alg", alg, *args, str(sub)],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+# An operator's token: the tests act for many users through it; the tests of
+# authentication and ownership use customers' tokens of their own.
+ADMIN_TOKEN = mint(1, "--admin", "--ttl", "86400")
+DEFAULT_AUTH = object()
+
+
+def with_token(data, token=None):
+    """Raw request bytes with an Authorization line after every "Host: x"
+    line, so that raw-socket requests to /api routes get past the token
+    check to what they test."""
+    return data.replace(b"\r\nHost: x\r\n",
+                        b"\r\nHost: x\r\nAuthorization: Bearer " + (token or ADMIN_TOKEN).encode() + b"\r\n")
 
 
 def pg_env():
@@ -71,11 +101,14 @@ class Response:
         return f"<{self.status} {self.raw[:300]!r}>"
 
 
-def request(method, path, body=None, headers=None, port=None, timeout=30, raw_body=None):
+def request(method, path, body=None, headers=None, port=None, timeout=30, raw_body=None, token=DEFAULT_AUTH):
+    """token: the bearer token to send (default: the operator's), None for none."""
     conn = http.client.HTTPConnection("127.0.0.1", port or HTTP_PORT, timeout=timeout)
     try:
         data = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
         hdrs = {"Content-Type": "application/json"} if data is not None else {}
+        if token is not None:
+            hdrs["Authorization"] = "Bearer " + (ADMIN_TOKEN if token is DEFAULT_AUTH else token)
         hdrs.update(headers or {})
         conn.request(method, path, body=data, headers=hdrs)
         r = conn.getresponse()
@@ -195,7 +228,7 @@ def raw_exchange(data, port=None, timeout=5):
     the timeout passed."""
     s = socket.create_connection(("127.0.0.1", port or HTTP_PORT), timeout=timeout)
     try:
-        s.sendall(data)
+        s.sendall(with_token(data))
         chunks = []
         while True:
             try:

@@ -305,7 +305,6 @@ class BadInputTest(unittest.TestCase):
     def test_order_fields(self):
         pid = new_product()
         cases = [
-            ({"items": [{"productId": pid, "quantity": 1}]}, "userId"),
             ({"userId": "1", "productId": pid, "quantity": 1}, "userId"),
             ({"userId": 0, "productId": pid, "quantity": 1}, "userId"),
             ({"userId": -5, "productId": pid, "quantity": 1}, "userId"),
@@ -335,7 +334,7 @@ class BadInputTest(unittest.TestCase):
                 self.assertInvalid(post("/api/orders", body), field)
 
     def test_json_syntax(self):
-        for raw, field in [("", "body"), ("{", "body"), ("[1]", "body"), ("null", "body"), ("42", "body"),
+        for raw, field in [("", "couponId"), ("{", "body"), ("[1]", "body"), ("null", "body"), ("42", "body"),
                            ('{"userId": 1, "userId": 2, "couponId": 1}', "body"),
                            ('{"userId": 1, "couponId": 1} trailing', "body"),
                            ('{"userId": 9223372036854775808, "couponId": 1}', "body"),
@@ -357,11 +356,9 @@ class BadInputTest(unittest.TestCase):
     def test_other_bodies(self):
         uid = new_user()
         self.assertInvalid(post("/api/coupons/issue", {"userId": uid}), "couponId")
-        self.assertInvalid(post("/api/coupons/issue", {"couponId": 1}), "userId")
         self.assertInvalid(post(f"/api/users/{uid}/balance/charge", {"amount": 0}), "amount")
         self.assertInvalid(post(f"/api/users/{uid}/balance/charge", {"amount": "10"}), "amount")
         self.assertInvalid(post(f"/api/users/{uid}/balance/charge", {}), "amount")
-        self.assertInvalid(post("/api/orders/1/cancel", {}), "userId")
         self.assertInvalid(post("/api/orders/1/cancel", {"userId": 1, "reason": "x"}), "reason")
 
     def test_path_ids(self):
@@ -626,7 +623,7 @@ class FaultTest(unittest.TestCase, SanitizerCheck):
                 socks = []
                 for i in range(200):
                     s = socket.create_connection(("127.0.0.1", self.PORT))
-                    s.sendall(f"GET /api/products/{pid} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                    s.sendall(harness.with_token(f"GET /api/products/{pid} HTTP/1.1\r\nHost: x\r\n\r\n".encode()))
                     socks.append(s)
                 time.sleep(0.3)
                 m = get("/metrics", port=self.PORT).raw
@@ -790,6 +787,322 @@ class IsolationLevelTest(unittest.TestCase, SanitizerCheck):
         finally:
             self.assertCleanExit(d, d.stop())
         self.assertEqual(get(f"/api/products/{pid}").json["stock"], 5)
+
+
+def customer(uid, *args):
+    return harness.mint(uid, *args)
+
+
+class AuthTest(unittest.TestCase):
+    """--auth jwt (the default): every /api route needs a valid bearer token,
+    and each refusal is 401 UNAUTHENTICATED with a Bearer challenge."""
+
+    def assertUnauthenticated(self, r, why=None):
+        self.assertEqual((r.status, r.code), (401, "UNAUTHENTICATED"), r)
+        self.assertIn('Bearer realm="pg_commerce", error="invalid_token"', r.headers.get("www-authenticate", ""))
+        if why is not None:
+            self.assertIn(why, r.json["error"]["message"])
+
+    def test_probes_need_no_token(self):
+        for path in ("/healthz", "/readyz", "/metrics"):
+            self.assertEqual(get(path, token=None).status, 200, path)
+
+    def test_every_api_route_needs_a_token(self):
+        uid, pid = new_user(), new_product()
+        for method, path in [("GET", f"/api/products/{pid}"), ("GET", "/api/products"),
+                             ("GET", "/api/products/popular"), ("GET", "/api/orders/1"),
+                             ("POST", "/api/orders"), ("POST", "/api/orders/1/cancel"),
+                             ("POST", "/api/coupons/issue"), ("GET", f"/api/users/{uid}/coupons"),
+                             ("GET", f"/api/users/{uid}/balance"), ("POST", f"/api/users/{uid}/balance/charge")]:
+            with self.subTest(path=path):
+                body = {"userId": uid, "amount": 5} if method == "POST" else None
+                self.assertUnauthenticated(request(method, path, body, token=None), "bearer token is required")
+        self.assertEqual(get(f"/api/users/{uid}/balance").json["balance"], 1_000_000)
+
+    def test_malformed_headers(self):
+        good = customer(new_user())
+        for value in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", f"Bearer {good} x", f"Bearer{good}",
+                      "Bearer a$b.c", "Bearer " + "a" * 5000, f"Token {good}"]:
+            with self.subTest(value=value[:30]):
+                r = get("/api/products", token=None, headers={"Authorization": value})
+                self.assertUnauthenticated(r)
+        # the scheme is case-insensitive (RFC 7235 §2.1)
+        self.assertEqual(get("/api/products", token=None, headers={"Authorization": f"bearer {good}"}).status, 200)
+        out, _ = exchange(f"GET /api/products HTTP/1.1\r\nHost: y\r\nAuthorization: Bearer {good}\r\n"
+                          f"Authorization: Bearer {good}\r\nConnection: close\r\n\r\n".encode())
+        self.assertIn(b"401", out.split(b"\r\n", 1)[0])
+        self.assertIn(b"given more than once", out)
+
+    def test_signature_and_algorithm(self):
+        uid = new_user()
+        other_key = os.path.join(harness.LOG_DIR, "other.key")
+        with open(other_key, "wb") as f:
+            f.write(os.urandom(48))
+        cases = {
+            "another secret": harness.mint(uid, key=other_key),
+            "alg none": harness.mint(uid, alg="none"),
+            "tampered payload": self.tamper(customer(uid)),
+            "truncated": customer(uid)[:-5],
+            "no signature": customer(uid).rsplit(".", 1)[0] + ".",
+            "two parts": ".".join(customer(uid).split(".")[:2]),
+        }
+        for name, token in cases.items():
+            with self.subTest(case=name):
+                self.assertUnauthenticated(get(f"/api/users/{uid}/balance", token=token))
+        self.assertEqual(get(f"/api/users/{uid}/balance", token=customer(uid)).status, 200)
+
+    @staticmethod
+    def tamper(token):
+        import base64
+        head, payload, sig = token.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims["role"] = "admin"
+        forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+        return f"{head}.{forged}.{sig}"
+
+    def test_time_claims(self):
+        uid = new_user()
+        path = f"/api/users/{uid}/balance"
+        self.assertUnauthenticated(get(path, token=customer(uid, "--ttl", "-120")), "expired")
+        self.assertEqual(get(path, token=customer(uid, "--ttl", "-10")).status, 200)   # within the leeway
+        self.assertUnauthenticated(get(path, token=customer(uid, "--nbf-in", "300")), "not valid yet")
+        self.assertEqual(get(path, token=customer(uid, "--nbf-in", "10")).status, 200)  # within the leeway
+        self.assertUnauthenticated(get(path, token=customer(uid, "--claims", '{"exp": null}')), "exp is required")
+        self.assertUnauthenticated(get(path, token=customer(uid, "--claims", '{"exp": "tomorrow"}')), "exp must be")
+        self.assertUnauthenticated(get(path, token=customer(uid, "--claims", '{"nbf": 1.5}')), "nbf must be")
+        # the extremes of a 64-bit NumericDate (a sanitizer build catches any overflow)
+        self.assertEqual(get(path, token=customer(uid, "--claims", '{"exp": 9223372036854775807}')).status, 200)
+        self.assertUnauthenticated(get(path, token=customer(uid, "--claims", '{"exp": -9223372036854775808}')),
+                                   "expired")
+        self.assertUnauthenticated(get(path, token=customer(uid, "--claims", '{"nbf": 9223372036854775807}')),
+                                   "not valid yet")
+
+    def test_a_cached_token_still_expires(self):
+        # verified once, then served from the thread's cache: its expiry is checked on every use
+        uid = new_user()
+        token = customer(uid, "--ttl", str(-harness.AUTH_LEEWAY + 3))
+        path = f"/api/users/{uid}/balance"
+        for _ in range(5):
+            self.assertEqual(get(path, token=token).status, 200)
+        time.sleep(4.5)
+        self.assertUnauthenticated(get(path, token=token), "expired")
+
+    def test_subject(self):
+        uid = new_user()
+        for claims in ['{"sub": null}', '{"sub": "abc"}', f'{{"sub": {uid}}}', '{"sub": "0"}',
+                       f'{{"sub": "0{uid}"}}', '{"sub": "-1"}', '{"sub": "9223372036854775808"}',
+                       '{"sub": ""}', f'{{"sub": "{uid} "}}']:
+            with self.subTest(claims=claims):
+                self.assertUnauthenticated(get(f"/api/users/{uid}/balance", token=customer(uid, "--claims", claims)),
+                                           "sub must be a user id")
+
+    def test_tokens_never_crash_the_daemon(self):
+        import random
+        rng = random.Random(20261202)
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+        good = customer(new_user())
+        tokens = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 600))) for _ in range(150)]
+        tokens += [good[:i] for i in range(1, len(good), 7)]
+        tokens += ["e30.e30.", "..", ".", "eyJhbGciOiJIUzI1NiJ9..", good.replace(".", "..")]
+        for t in tokens:
+            self.assertEqual(get("/api/products", token=t).status, 401, t)
+        self.assertEqual(get("/healthz").status, 200)
+
+
+class AuthOptionsTest(unittest.TestCase, SanitizerCheck):
+    """Issuer, audience, RS256 and ES256 keys (with the HS/RS confusion a
+    libjwt caller must close), --auth none, and keys refused at start."""
+    PORT = HTTP_PORT + 26       # 18107 by default
+
+    @classmethod
+    def setUpClass(cls):
+        d = harness.LOG_DIR
+        cls.keys = {}
+        for alg, genargs in (("RS256", ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]),
+                             ("ES256", ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])):
+            private, public = os.path.join(d, f"{alg}.key"), os.path.join(d, f"{alg}.pub")
+            subprocess.run(["openssl", "genpkey", *genargs, "-out", private], check=True, capture_output=True)
+            subprocess.run(["openssl", "pkey", "-in", private, "-pubout", "-out", public], check=True,
+                           capture_output=True)
+            cls.keys[alg] = (private, public)
+
+    def daemon(self, *args):
+        return Daemon(*args, port=self.PORT, threads=1, pool_size=1).start()
+
+    def test_issuer_and_audience(self):
+        uid = new_user()
+        path = f"/api/users/{uid}/balance"
+        d = self.daemon("--jwt-issuer", "https://id.shop.example", "--jwt-audience", "commerce")
+        try:
+            def status(*args):
+                r = get(path, port=self.PORT, token=customer(uid, *args))
+                return r.status, (r.json or {}).get("error", {}).get("message")
+            good = ("--issuer", "https://id.shop.example", "--audience", "commerce")
+            self.assertEqual(status(*good)[0], 200)
+            self.assertEqual(status("--issuer", "https://id.shop.example", "--claims",
+                                    '{"aud": ["other", "commerce"]}')[0], 200)
+            self.assertEqual(status("--audience", "commerce"), (401, "token: wrong issuer"))
+            self.assertEqual(status("--issuer", "https://evil.example", "--audience", "commerce"),
+                             (401, "token: wrong issuer"))
+            self.assertEqual(status("--issuer", "https://id.shop.example"), (401, "token: wrong audience"))
+            self.assertEqual(status("--issuer", "https://id.shop.example", "--audience", "other"),
+                             (401, "token: wrong audience"))
+            self.assertEqual(status("--issuer", "https://id.shop.example", "--claims", '{"aud": ["x", 7]}'),
+                             (401, "token: wrong audience"))
+        finally:
+            self.assertCleanExit(d, d.stop())
+
+    def test_public_key_algorithms(self):
+        uid = new_user()
+        path = f"/api/users/{uid}/balance"
+        for alg in ("RS256", "ES256"):
+            private, public = self.keys[alg]
+            other = "ES256" if alg == "RS256" else "RS256"
+            d = self.daemon("--jwt-alg", alg, "--jwt-key", public)
+            try:
+                with self.subTest(alg=alg):
+                    ok = harness.mint(uid, key=private, alg=alg)
+                    self.assertEqual(get(path, port=self.PORT, token=ok).status, 200)
+                    # HS256 with the public key's PEM text as the secret: libjwt alone accepts it
+                    confused = harness.mint(uid, key=public, alg="HS256")
+                    r = get(path, port=self.PORT, token=confused)
+                    self.assertEqual((r.status, r.json["error"]["message"]),
+                                     (401, "token: signed with an algorithm this server does not accept"))
+                    self.assertEqual(get(path, port=self.PORT, token=harness.mint(uid, alg="none")).status, 401)
+                    wrong = harness.mint(uid, key=self.keys[other][0], alg=other)
+                    self.assertEqual(get(path, port=self.PORT, token=wrong).status, 401)
+                    self.assertEqual(get(path, port=self.PORT, token=customer(uid)).status, 401)
+            finally:
+                self.assertCleanExit(d, d.stop())
+
+    def test_bad_keys_stop_the_start(self):
+        short = os.path.join(harness.LOG_DIR, "short.key")
+        with open(short, "wb") as f:
+            f.write(b"0123456789abcdef")
+        cases = [
+            (["--jwt-key", short], "at least 32 bytes"),
+            (["--jwt-key", "/nonexistent/key"], "cannot open"),
+            (["--jwt-alg", "RS256"], "not a PEM public key"),
+            (["--jwt-alg", "RS256", "--jwt-key", self.keys["RS256"][0]], "not a PEM public key"),
+            (["--jwt-alg", "ES256", "--jwt-key", self.keys["RS256"][1]], "not an EC key"),
+            (["--jwt-alg", "HS512"], "expected one of: HS256 RS256 ES256"),
+            (["--auth", "maybe"], "expected one of: jwt none"),
+        ]
+        for args, why in cases:
+            with self.subTest(args=args):
+                p = subprocess.run([harness.DAEMON, "--listen", f"127.0.0.1:{self.PORT}", "--db", CONNINFO, *args],
+                                   capture_output=True, text=True, timeout=20)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(why, p.stderr)
+        env = {k: v for k, v in os.environ.items() if k != "COMMERCE_HTTP_JWT_KEY"}
+        p = subprocess.run([harness.DAEMON, "--listen", f"127.0.0.1:{self.PORT}"], env=env,
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("needs --jwt-key", p.stderr)
+
+    def test_auth_none_is_explicit_and_names_the_user_in_the_request(self):
+        uid, pid = new_user(), new_product()
+        d = self.daemon("--auth", "none")
+        try:
+            self.assertIn("--auth none: requests are not authenticated", d.read_log())
+            r = post("/api/orders", {"items": [{"productId": pid, "quantity": 1}]}, port=self.PORT, token=None)
+            self.assertEqual((r.status, r.code), (400, "INVALID_ARGUMENT"), r)
+            self.assertIn("userId", r.json["error"]["message"])
+            r = post("/api/orders/1/cancel", {}, port=self.PORT, token=None)
+            self.assertIn("userId", r.json["error"]["message"])
+            r = post("/api/orders", {"userId": uid, "items": [{"productId": pid, "quantity": 1}]},
+                     port=self.PORT, token=None)
+            self.assertEqual(r.status, 201, r)
+        finally:
+            self.assertCleanExit(d, d.stop())
+
+
+class OwnershipTest(unittest.TestCase):
+    """A customer's token acts for its own user only: naming another user is
+    403, another user's order is 404 like one that does not exist, and
+    nothing changes in the database.  An operator (role admin) may act for
+    anyone."""
+
+    def setUp(self):
+        self.alice, self.bob = new_user(), new_user()
+        self.pid, self.cid = new_product(stock=10), new_coupon()
+        self.a, self.b = customer(self.alice), customer(self.bob)
+        r = post("/api/orders", {"items": [{"productId": self.pid, "quantity": 1}]}, token=self.b)
+        self.assertEqual(r.status, 201, r)
+        self.bobs_order = r.json["orderId"]
+
+    def state(self):
+        return psql(f"SELECT (SELECT balance FROM commerce.users WHERE id = {self.bob}), "
+                    f"(SELECT count(*) FROM commerce.orders WHERE user_id = {self.bob}), "
+                    f"(SELECT string_agg(status, ',') FROM commerce.orders WHERE user_id = {self.bob}), "
+                    f"(SELECT count(*) FROM commerce.issued_coupons WHERE user_id = {self.bob}), "
+                    f"(SELECT sum(quantity) FROM commerce.stock_buckets WHERE product_id = {self.pid})")[0]
+
+    def test_omitted_user_is_the_tokens(self):
+        self.assertEqual(self.state()[1], "1")   # setUp's order, placed without a userId, is bob's
+        r = post("/api/coupons/issue", {"couponId": self.cid}, token=self.a)
+        self.assertEqual((r.status, r.json["userId"]), (201, self.alice), r)
+        r = post(f"/api/orders/{self.bobs_order}/cancel", None, token=self.b)
+        self.assertEqual((r.status, r.json["status"]), (200, "cancelled"), r)
+
+    def test_acting_for_another_user_is_forbidden(self):
+        before = self.state()
+        b = self.bob
+        for method, path, body in [
+                ("POST", "/api/orders", {"userId": b, "items": [{"productId": self.pid, "quantity": 1}]}),
+                ("POST", "/api/coupons/issue", {"userId": b, "couponId": self.cid}),
+                ("POST", f"/api/orders/{self.bobs_order}/cancel", {"userId": b}),
+                ("GET", f"/api/users/{b}/coupons", None),
+                ("GET", f"/api/users/{b}/balance", None),
+                ("POST", f"/api/users/{b}/balance/charge", {"amount": 1000})]:
+            with self.subTest(path=path):
+                r = request(method, path, body, token=self.a)
+                self.assertEqual((r.status, r.code), (403, "FORBIDDEN"), r)
+                self.assertIn(f"{b} is not the user of this token", r.json["error"]["message"])
+        self.assertEqual(self.state(), before)
+
+    def test_another_users_order_is_not_found(self):
+        before = self.state()
+        missing = int(psql_value("SELECT coalesce(max(id), 0) + 1000000 FROM commerce.orders"))
+        theirs, nothing = get(f"/api/orders/{self.bobs_order}", token=self.a), get(f"/api/orders/{missing}", token=self.a)
+        self.assertEqual((theirs.status, theirs.code), (404, "NOT_FOUND"))
+        self.assertEqual(theirs.json, nothing.json)      # the same answer: ids leak nothing
+        for body in (None, {"userId": self.alice}):
+            theirs = post(f"/api/orders/{self.bobs_order}/cancel", body, token=self.a)
+            nothing = post(f"/api/orders/{missing}/cancel", body, token=self.a)
+            self.assertEqual((theirs.status, theirs.code), (404, "NOT_FOUND"))
+            self.assertEqual(theirs.json, nothing.json)
+        self.assertEqual(self.state(), before)
+        self.assertEqual(get(f"/api/orders/{self.bobs_order}", token=self.b).json["userId"], self.bob)
+
+    def test_operator_reads_anyone(self):
+        admin = customer(self.alice, "--admin")
+        self.assertEqual(get(f"/api/orders/{self.bobs_order}", token=admin).json["userId"], self.bob)
+        self.assertEqual(get(f"/api/users/{self.bob}/balance", token=admin).status, 200)
+        self.assertEqual(get(f"/api/users/{self.bob}/coupons", token=admin).status, 200)
+
+    def test_a_customer_reads_the_catalog(self):
+        self.assertEqual(get(f"/api/products/{self.pid}", token=self.a).json["id"], self.pid)
+
+
+class MediaTypeTest(unittest.TestCase):
+    """A request body must be application/json (415 otherwise)."""
+
+    def test_content_type(self):
+        uid = new_user(balance=0)
+        body = json.dumps({"amount": 7})
+        for ctype in ("text/plain", "application/jsonx", "application/x-www-form-urlencoded", "json"):
+            with self.subTest(ctype=ctype):
+                r = request("POST", f"/api/users/{uid}/balance/charge", raw_body=body, headers={"Content-Type": ctype})
+                self.assertEqual((r.status, r.code), (415, "UNSUPPORTED_MEDIA_TYPE"), r)
+        conn_none = request("POST", f"/api/users/{uid}/balance/charge", raw_body=body, headers={"Content-Type": ""})
+        self.assertEqual(conn_none.status, 415)
+        self.assertEqual(get(f"/api/users/{uid}/balance").json["balance"], 0)
+        for ctype in ("application/json", "Application/JSON", "application/json; charset=utf-8"):
+            with self.subTest(ctype=ctype):
+                r = request("POST", f"/api/users/{uid}/balance/charge", raw_body=body, headers={"Content-Type": ctype})
+                self.assertEqual(r.status, 200, r)
+        self.assertEqual(get(f"/api/users/{uid}/balance").json["balance"], 21)
 
 
 class ConcurrencyTest(unittest.TestCase):
@@ -999,7 +1312,7 @@ def exchange(data, port=None, timeout=3.0):
     out, closed, deadline = b"", False, time.time() + timeout
     try:
         try:
-            s.sendall(data)
+            s.sendall(harness.with_token(data))
         except (BrokenPipeError, ConnectionResetError):
             pass
         while time.time() < deadline:
@@ -1168,7 +1481,8 @@ class FramingTest(unittest.TestCase):
     def test_well_framed_requests_keep_the_connection(self):
         uid = new_user(balance=0)
         body = json.dumps({"amount": 5}).encode()
-        chunked = (f"POST /api/users/{uid}/balance/charge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        chunked = (f"POST /api/users/{uid}/balance/charge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                   "Content-Type: application/json\r\n\r\n"
                    ).encode() + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
         out, closed = exchange(chunked + self.charge_request(uid) + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
                                timeout=1)
@@ -1230,7 +1544,7 @@ class H2oErrorTest(unittest.TestCase):
                              b"Content-Length: 2\r\n\r\n{}", 417, "INVALID_ARGUMENT", "Expect")
         # 100-continue is answered by h2o, then the request runs as usual
         out, _ = exchange(b"POST /api/coupons/issue HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                          b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+                          b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
         self.assertTrue(out.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), out)
         self.assertEqual([(s, json.loads(b)["error"]["code"]) for s, _, b in responses(out)],
                          [(400, "INVALID_ARGUMENT")])

@@ -7,6 +7,7 @@
 // is "unexpected" and counts as a failure (SPEC §6: a correct 409 for a
 // sold-out item is a success of the system).
 import http from 'k6/http';
+import { SharedArray } from 'k6/data';
 import { Counter, Rate } from 'k6/metrics';
 
 export const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:18100').replace(/\/$/, '');
@@ -66,15 +67,35 @@ export function flag(kind, what) {
 	}
 }
 
+// The bearer token of every user of the scenario (tests/load/run mints them
+// with frontend/commerce-token: line i is user TOKENS_FIRST_USER + i), so
+// that each request is authenticated as the user it acts for.
+const TOKENS = new SharedArray('tokens', () => open(__ENV.TOKENS_FILE).split('\n').filter((t) => t !== ''));
+const TOKENS_FIRST_USER = intEnv('TOKENS_FIRST_USER');
+
+export function authFor(userId) {
+	const token = TOKENS[userId - TOKENS_FIRST_USER];
+	if (token === undefined) throw new Error(`no token for user ${userId}`);
+	return { Authorization: `Bearer ${token}` };
+}
+
+// a request that acts for nobody in particular (browsing): any user's token
+const anyAuth = () => ({ Authorization: `Bearer ${TOKENS[Math.floor(Math.random() * TOKENS.length)]}` });
+
+// body.userId names the user the request acts for, and so its token
 export function post(path, body, kind, headers) {
 	return http.post(`${BASE_URL}${path}`, JSON.stringify(body), {
-		headers: Object.assign({ 'Content-Type': 'application/json' }, headers || {}),
+		headers: Object.assign({ 'Content-Type': 'application/json' }, authFor(body.userId), headers || {}),
 		tags: { kind, name: kind },
 	});
 }
 
-export function get(path, kind) {
-	return http.get(`${BASE_URL}${path}`, { tags: { kind, name: kind } });
+// userId: the user whose data the path reads; absent, any user
+export function get(path, kind, userId) {
+	return http.get(`${BASE_URL}${path}`, {
+		headers: userId === undefined ? anyAuth() : authFor(userId),
+		tags: { kind, name: kind },
+	});
 }
 
 // The seed's bar for every scenario, ours on top (extra: scenario-specific

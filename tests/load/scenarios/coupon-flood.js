@@ -9,7 +9,7 @@
 // requests are in flight; the runner sets VUS to what k6 holds here.
 import exec from 'k6/execution';
 import http from 'k6/http';
-import { BASE_URL, intEnv, judge, flag, post, thresholds, latencyTarget, ackCoupon, summaryTrendStats } from '../lib/common.js';
+import { BASE_URL, authFor, intEnv, judge, flag, post, thresholds, latencyTarget, ackCoupon, summaryTrendStats } from '../lib/common.js';
 
 const USERS = intEnv('USERS');
 const FIRST_USER = intEnv('FIRST_USER');
@@ -51,7 +51,10 @@ export default function () {
 	if (userId % DUP_EVERY === 0) {
 		const req = {
 			method: 'POST', url: `${BASE_URL}/api/coupons/issue`, body: JSON.stringify(body),
-			params: { headers: { 'Content-Type': 'application/json' }, tags: { kind: 'issue', name: 'issue' } },
+			params: {
+				headers: Object.assign({ 'Content-Type': 'application/json' }, authFor(userId)),
+				tags: { kind: 'issue', name: 'issue' },
+			},
 		};
 		for (const res of http.batch([req, req])) {
 			if (judge(res, 'issue', RACE) === '201') {

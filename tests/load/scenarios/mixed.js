@@ -39,8 +39,8 @@ const MIX = [
 	[25, order],
 	[10, () => judge(post('/api/coupons/issue', { userId: anyUser(), couponId: COUPON }, 'issue'),
 		'issue', ['201', '409 COUPON_ALREADY_ISSUED'])],
-	[5, () => judge(get(`/api/users/${anyUser()}/balance`, 'balance'), 'balance', ['200'])],
-	[5, () => judge(get(`/api/users/${anyUser()}/coupons`, 'coupons'), 'coupons', ['200'])],
+	[5, () => { const u = anyUser(); judge(get(`/api/users/${u}/balance`, 'balance', u), 'balance', ['200']); }],
+	[5, () => { const u = anyUser(); judge(get(`/api/users/${u}/coupons`, 'coupons', u), 'coupons', ['200']); }],
 ];
 const TOTAL = MIX.reduce((s, m) => s + m[0], 0);
 
