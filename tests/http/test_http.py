@@ -1250,7 +1250,7 @@ class CouponDuplicateTest(unittest.TestCase, SanitizerCheck):
                 r = subprocess.run([DAEMON, *args], capture_output=True, text=True, env=dict(os.environ, **env))
                 self.assertEqual(r.returncode, 2, r.stderr)
                 self.assertIn("invalid --log-level", r.stderr)
-                self.assertIn("expected 'warning' or 'info'", r.stderr)
+                self.assertIn("expected one of: warning info", r.stderr)
 
 
 class DocsTest(unittest.TestCase):
