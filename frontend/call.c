@@ -14,7 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
+#include "access_log.h"
 #include "commerce_errors.h"
 
 /* libpq type OIDs the encoder distinguishes (pg_type.h is server-side) */
@@ -105,12 +109,82 @@ call_new(h2o_req_t *req, route_id_t route)
 	return call;
 }
 
+/* The method as the log shows it: an HTTP token as sent, or "-" if odd. */
+static void
+log_method(h2o_iovec_t m, char *out, size_t size)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+
+	if (m.len == 0 || m.len >= size)
+		goto odd;
+	for (size_t i = 0; i < m.len; i++) {
+		char c = m.base[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			  (c != '\0' && strchr(tchar, c) != NULL)))
+			goto odd;
+	}
+	memcpy(out, m.base, m.len);
+	out[m.len] = '\0';
+	return;
+odd:
+	strcpy(out, "-");
+}
+
+/*
+ * One access_log.h line.  The time prefix is formatted once per second per
+ * thread; everything else comes from the call.
+ */
+static void
+log_access(call_t *call, int status, uint64_t latency_us)
+{
+	static __thread time_t prefix_second = -1;
+	static __thread char prefix[32];
+	worker_t *w = call->worker;
+	struct timespec ts;
+	struct sockaddr_storage sa;
+	char method[24], addr[INET6_ADDRSTRLEN] = "-", user[24] = "null", line[1024];
+	socklen_t salen;
+	int n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (ts.tv_sec != prefix_second) {
+		struct tm tm;
+
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(prefix, sizeof(prefix), "%Y-%m-%dT%H:%M:%S", &tm);
+		prefix_second = ts.tv_sec;
+	}
+	log_method(call->req->method, method, sizeof(method));
+	salen = call->req->conn->callbacks->get_peername(call->req->conn, (struct sockaddr *) &sa);
+	if (salen > 0 && sa.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *) &sa)->sin_addr, addr, sizeof(addr));
+	else if (salen > 0 && sa.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *) &sa)->sin6_addr, addr, sizeof(addr));
+	if (call->caller.authenticated)
+		snprintf(user, sizeof(user), "%" PRId64, call->caller.user_id);
+	n = snprintf(line, sizeof(line),
+				 "{\"time\":\"%s.%03ldZ\",\"id\":\"%s\",\"method\":\"%s\",\"route\":\"%s\","
+				 "\"status\":%d,\"ms\":%.3f,\"user\":%s,\"addr\":\"%s\"}\n",
+				 prefix, ts.tv_nsec / 1000000, call->request_id, method, route_labels[call->route],
+				 status, (double) latency_us / 1000.0, user, addr);
+	if (n > 0 && (size_t) n < sizeof(line))
+		access_log_append(&w->access_log, line, (size_t) n);
+}
+
 static void
 call_finish(call_t *call, int status)
 {
+	uint64_t latency_us = now_us() - call->started_us;
+
 	call->answered = 1;
 	call->worker->calls_in_flight--;
-	metrics_record(&call->worker->metrics, call->route, status, now_us() - call->started_us);
+	metrics_record(&call->worker->metrics, call->route, status, latency_us);
+	if (access_log_enabled()) {
+		snprintf(call->request_id, sizeof(call->request_id), "%d-%" PRIu64, call->worker->index,
+				 ++call->worker->access_log.sequence);
+		log_access(call, status, latency_us);
+	}
 }
 
 void
@@ -130,6 +204,9 @@ call_reply_text(call_t *call, int status, const char *content_type, const char *
 	if (call->idempotency_key != NULL)
 		h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("idempotency-key"), 0, NULL,
 							  call->idempotency_key, strlen(call->idempotency_key));
+	if (call->request_id[0] != '\0')
+		h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+							  h2o_strdup(&req->pool, call->request_id, SIZE_MAX).base, strlen(call->request_id));
 	/* without a length h2o chunks 200s and closes the connection after any other status */
 	req->res.content_length = len;
 	if (call->worker->stopping)

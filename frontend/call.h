@@ -41,6 +41,7 @@ struct call {
 	int row_first;				/* put the row's fields before the extra ones */
 	const char *idempotency_key;	/* sent back on every answer (in req->pool), or NULL */
 	const char *not_found;		/* rows_reply_single's message when no row came back */
+	char request_id[32];		/* with --access-log: "thread-sequence", sent as X-Request-Id */
 };
 
 call_t *call_new(h2o_req_t *req, route_id_t route);

@@ -20,7 +20,7 @@ typedef enum option_id {
 	OPT_LISTEN, OPT_DB, OPT_THREADS, OPT_POOL_SIZE, OPT_PIPELINE_DEPTH, OPT_QUEUE_SIZE,
 	OPT_DEADLINE_MS, OPT_MAX_BODY, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_ADDRESS, OPT_HEADER_TIMEOUT_MS,
 	OPT_DRAIN_MS, OPT_LOG_LEVEL, OPT_AUTH, OPT_JWT_KEY, OPT_JWT_ALG, OPT_JWT_ISSUER, OPT_JWT_AUDIENCE,
-	OPT__COUNT
+	OPT_RATE_LIMIT_READS, OPT_RATE_LIMIT_WRITES, OPT_ACCESS_LOG, OPT__COUNT
 } option_id_t;
 
 typedef struct option_spec {
@@ -75,6 +75,15 @@ static const option_spec_t option_specs[OPT__COUNT] = {
 		"when given, a token's iss claim must equal it"},
 	[OPT_JWT_AUDIENCE] = {"jwt-audience", "COMMERCE_HTTP_JWT_AUDIENCE", "AUD", 0, 0,
 		"when given, a token's aud claim must be or contain it"},
+	[OPT_RATE_LIMIT_READS] = {"rate-limit-reads", "COMMERCE_HTTP_RATE_LIMIT_READS", "N", 0, 1000000,
+		"GET requests per second one customer's token may make, in bursts of 2N; beyond it "
+		"429 + Retry-After; operators are not limited; 0: no limit (default 50)"},
+	[OPT_RATE_LIMIT_WRITES] = {"rate-limit-writes", "COMMERCE_HTTP_RATE_LIMIT_WRITES", "N", 0, 1000000,
+		"POST requests per second one customer's token may make, in bursts of 2N; beyond it "
+		"429 + Retry-After; operators are not limited; 0: no limit (default 20)"},
+	[OPT_ACCESS_LOG] = {"access-log", "COMMERCE_HTTP_ACCESS_LOG", "FILE", 0, 0,
+		"append one JSON line per request to FILE (- for stderr): time, request id (also sent as "
+		"X-Request-Id), method, route, status, ms, user, client address (default: no access log)"},
 };
 
 static void
@@ -202,6 +211,9 @@ apply_option(const char *argv0, int id, const char *value)
 		break;
 	case OPT_JWT_ISSUER: commerce_config.jwt_issuer = value; break;
 	case OPT_JWT_AUDIENCE: commerce_config.jwt_audience = value; break;
+	case OPT_RATE_LIMIT_READS: commerce_config.rate_limit_reads = (int) parse_number(argv0, id, value); break;
+	case OPT_RATE_LIMIT_WRITES: commerce_config.rate_limit_writes = (int) parse_number(argv0, id, value); break;
+	case OPT_ACCESS_LOG: commerce_config.access_log = value; break;
 	}
 }
 
@@ -237,6 +249,10 @@ commerce_config_load(int argc, char **argv)
 	commerce_config.jwt_alg = "HS256";
 	commerce_config.jwt_issuer = NULL;
 	commerce_config.jwt_audience = NULL;
+	/* a person clicking and scrolling makes a few requests a second at most */
+	commerce_config.rate_limit_reads = 50;
+	commerce_config.rate_limit_writes = 20;
+	commerce_config.access_log = NULL;
 
 	for (int i = 0; i < OPT__COUNT; i++) {
 		const char *value = getenv(option_specs[i].env);

@@ -41,6 +41,9 @@ typedef struct commerce_config {
 	const char *jwt_alg;		/* "HS256", "RS256" or "ES256" */
 	const char *jwt_issuer;		/* NULL: iss not checked */
 	const char *jwt_audience;	/* NULL: aud not checked */
+	int rate_limit_reads;		/* GET requests per second per customer; 0: off */
+	int rate_limit_writes;		/* POST requests per second per customer; 0: off */
+	const char *access_log;		/* NULL: none; "-": stderr */
 } commerce_config_t;
 
 extern commerce_config_t commerce_config;

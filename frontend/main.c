@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access_log.h"
 #include "auth.h"
 #include "config.h"
+#include "rate_limit.h"
 #include "h2o_includes.h"
 #include "router.h"
 #include "worker.h"
@@ -47,6 +49,8 @@ main(int argc, char **argv)
 
 	commerce_config_load(argc, argv);
 	auth_init(argv[0]);
+	rate_limit_init();
+	access_log_open(argv[0]);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	sigemptyset(&stop_signals);
@@ -89,6 +93,10 @@ main(int argc, char **argv)
 	commerce_log("%s, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	commerce_stop_requested = 1;
 	workers_join();
+	/* the workers are parked: their last lines can be written from here */
+	for (int i = 0; i < worker_count; i++)
+		if (workers[i].access_log.len > 0)
+			access_log_flush(&workers[i].access_log);
 	commerce_log("stopped");
 	return 0;
 }

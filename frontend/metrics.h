@@ -12,7 +12,8 @@
 
 /* The statuses the daemon answers with; anything else counts as "other". */
 #define METRICS_STATUS_LIST(X) \
-	X(200) X(201) X(400) X(402) X(404) X(405) X(409) X(413) X(422) X(500) X(503) X(504)
+	X(200) X(201) X(400) X(401) X(402) X(403) X(404) X(405) X(409) X(413) X(415) X(422) X(429) \
+	X(500) X(503) X(504)
 
 enum {
 #define METRICS_STATUS_ENUM(code) METRICS_STATUS_##code,

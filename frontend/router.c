@@ -19,6 +19,7 @@
 #include "call.h"
 #include "config.h"
 #include "handlers.h"
+#include "rate_limit.h"
 
 typedef void (*route_handler_t) (call_t *call, h2o_iovec_t id);
 
@@ -240,6 +241,28 @@ framing_refusal(h2o_req_t *req, const char **why)
 
 /* ---- routing ------------------------------------------------------------ */
 
+/* 0 after answering 429 when the caller (a customer) has used up its rate. */
+static int
+within_rate_limit(call_t *call)
+{
+	rate_class_t cls = h2o_memis(call->req->method.base, call->req->method.len, H2O_STRLIT("GET"))
+		? RATE_CLASS_READ : RATE_CLASS_WRITE;
+	char retry[16];
+	int wait_s, n;
+
+	if (!call->caller.authenticated || call->caller.is_admin)
+		return 1;
+	if ((wait_s = rate_limit_take(call->caller.user_id, cls)) == 0)
+		return 1;
+	n = snprintf(retry, sizeof(retry), "%d", wait_s);
+	h2o_add_header(&call->req->pool, &call->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+				   h2o_strdup(&call->req->pool, retry, (size_t) n).base, (size_t) n);
+	call_reply_error(call, 429, "TOO_MANY_REQUESTS", "more than %d %s requests per second from this user",
+					 cls == RATE_CLASS_READ ? commerce_config.rate_limit_reads : commerce_config.rate_limit_writes,
+					 cls == RATE_CLASS_READ ? "GET" : "POST");
+	return 0;
+}
+
 /*
  * Fills call->caller from the request's bearer token; 0 after answering 401
  * when there is no valid one.  WWW-Authenticate carries error="invalid_token"
@@ -303,7 +326,7 @@ router_on_req(h2o_handler_t *self, h2o_req_t *req)
 		if (h2o_memis(req->method.base, req->method.len, routes[i].method, strlen(routes[i].method))) {
 			call_t *call = call_new(req, (route_id_t) i);
 
-			if (routes[i].access == ROUTE_ACCESS_TOKEN && !authenticate(call))
+			if (routes[i].access == ROUTE_ACCESS_TOKEN && (!authenticate(call) || !within_rate_limit(call)))
 				return 0;
 			routes[i].handler(call, id);
 			return 0;

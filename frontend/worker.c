@@ -201,6 +201,8 @@ on_tick(h2o_timeout_entry_t *entry)
 {
 	worker_t *w = (worker_t *) ((char *) entry - offsetof(worker_t, tick));
 
+	if (w->access_log.len > 0)
+		access_log_flush(&w->access_log);
 	if (commerce_stop_requested && !w->stopping) {
 		w->stopping = 1;
 		w->stop_deadline = h2o_now(w->loop) + (uint64_t) commerce_config.drain_ms;

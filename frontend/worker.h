@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include "h2o_includes.h"
+#include "access_log.h"
 #include "db.h"
 #include "metrics.h"
 
@@ -28,6 +29,7 @@ typedef struct worker {
 	uint64_t stop_deadline;
 	h2o_timeout_t tick_timeout;
 	h2o_timeout_entry_t tick;
+	access_log_buffer_t access_log;	/* this thread's unwritten lines */
 } worker_t;
 
 extern worker_t *workers;

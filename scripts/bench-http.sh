@@ -20,7 +20,8 @@
 #
 # Environment: BENCH_SECONDS (default 10), BENCH_PG_PORT (5444),
 # BENCH_HTTP_PORT (18095; the daemon with auth on the port after it),
-# BENCH_THREADS (daemon threads, default cores).
+# BENCH_THREADS (daemon threads, default cores), BENCH_DAEMON_ARGS (more
+# options for both daemons, e.g. "--access-log /tmp/access.log").
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,7 +75,8 @@ frontend/commerce-token --key "$work/jwt.key" --ttl 86400 --users "1-$users" >"$
 start_daemon() {   # port, options...
 	local port=$1
 	shift
-	frontend/commerce-http --listen "127.0.0.1:$port" --threads "$threads" "$@" \
+	# shellcheck disable=SC2086
+	frontend/commerce-http --listen "127.0.0.1:$port" --threads "$threads" "$@" ${BENCH_DAEMON_ARGS:-} \
 		--db "host=$PGHOST port=$PGPORT user=commerce_http dbname=postgres" 2>>"$work/daemon.log" &
 	daemon_pids+=($!)
 	for _ in $(seq 1 100); do

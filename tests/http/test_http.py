@@ -1085,6 +1085,109 @@ class OwnershipTest(unittest.TestCase):
         self.assertEqual(get(f"/api/products/{self.pid}", token=self.a).json["id"], self.pid)
 
 
+class RateLimitTest(unittest.TestCase, SanitizerCheck):
+    """Per-user token buckets: a customer's token gets --rate-limit-reads
+    GETs and --rate-limit-writes POSTs per second (bursts of twice that),
+    then 429 TOO_MANY_REQUESTS + Retry-After, with nothing done."""
+    PORT = HTTP_PORT + 27       # 18108 by default
+
+    def test_buckets(self):
+        alice, bob = new_user(balance=0), new_user(balance=0)
+        a, b = customer(alice), customer(bob)
+        d = Daemon("--rate-limit-reads", "5", "--rate-limit-writes", "2", port=self.PORT, threads=2).start()
+        try:
+            path = f"/api/users/{alice}/balance"
+            got = [get(path, port=self.PORT, token=a) for _ in range(16)]
+            statuses = [r.status for r in got]
+            self.assertEqual(statuses[:10], [200] * 10, statuses)       # the burst: 2 x 5
+            limited = [r for r in got if r.status == 429]
+            self.assertTrue(limited, statuses)
+            self.assertEqual(limited[0].code, "TOO_MANY_REQUESTS")
+            self.assertEqual(limited[0].headers.get("retry-after"), "1")
+            self.assertIn("more than 5 GET requests per second", limited[0].json["error"]["message"])
+            # another user, and the other class of the same user, have buckets of their own
+            self.assertEqual(get(f"/api/users/{bob}/balance", port=self.PORT, token=b).status, 200)
+            charges = [post(f"/api/users/{alice}/balance/charge", {"amount": 1}, port=self.PORT, token=a)
+                       for _ in range(8)]
+            ok = sum(1 for r in charges if r.status == 200)
+            self.assertGreaterEqual(ok, 4, [r.status for r in charges])
+            self.assertIn(429, [r.status for r in charges])
+            # a refused charge did nothing
+            self.assertEqual(int(psql_value(f"SELECT balance FROM commerce.users WHERE id = {alice}")), ok)
+            # refilled after a second
+            time.sleep(1.2)
+            self.assertEqual(get(path, port=self.PORT, token=a).status, 200)
+            # operators are not limited
+            admin = customer(alice, "--admin")
+            self.assertEqual({get(path, port=self.PORT, token=admin).status for _ in range(30)}, {200})
+            m = get("/metrics", port=self.PORT).raw
+            self.assertRegex(m, r'commerce_http_requests_total\{route="GET /api/users/\{id\}/balance",status="429"\} [1-9]')
+        finally:
+            self.assertCleanExit(d, d.stop())
+
+    def test_on_by_default(self):
+        uid = new_user()
+        token = customer(uid)
+        statuses = [get(f"/api/users/{uid}/coupons", token=token).status for _ in range(130)]
+        self.assertEqual(statuses[:100], [200] * 100)       # 2 x the default 50 per second
+        self.assertIn(429, statuses)
+
+
+class AccessLogTest(unittest.TestCase, SanitizerCheck):
+    """--access-log: one JSON line per answered request, written within a
+    tick (100 ms) and at exit, its id sent back as X-Request-Id."""
+    PORT = HTTP_PORT + 28       # 18109 by default
+
+    def test_lines(self):
+        path = os.path.join(harness.LOG_DIR, f"access-{os.getpid()}.log")
+        uid, pid = new_user(), new_product()
+        token = customer(uid)
+        d = Daemon("--access-log", path, port=self.PORT, threads=2).start()
+        try:
+            r1 = get(f"/api/products/{pid}", port=self.PORT, token=token)
+            r2 = post("/api/orders", {"productId": pid, "quantity": 1}, port=self.PORT, token=token)
+            r3 = get("/api/products", port=self.PORT, token=None)
+            r4 = request("BREW", "/nowhere", port=self.PORT)
+            self.assertEqual([r.status for r in (r1, r2, r3, r4)], [200, 201, 401, 404])
+            time.sleep(0.5)             # a tick writes the buffer
+            with open(path) as f:
+                early = [json.loads(line) for line in f]
+            self.assertTrue(any(e["id"] == r2.headers["x-request-id"] for e in early), early)
+        finally:
+            self.assertCleanExit(d, d.stop())
+        with open(path) as f:
+            lines = [json.loads(line) for line in f]
+        by_id = {e["id"]: e for e in lines}
+        self.assertEqual(len(by_id), len(lines), "request ids are unique")
+        e1, e2, e3, e4 = (by_id[r.headers["x-request-id"]] for r in (r1, r2, r3, r4))
+        self.assertEqual((e1["method"], e1["route"], e1["status"], e1["user"]),
+                         ("GET", "GET /api/products/{id}", 200, uid))
+        self.assertEqual((e2["method"], e2["route"], e2["status"], e2["user"]), ("POST", "POST /api/orders", 201, uid))
+        self.assertEqual((e3["status"], e3["user"]), (401, None))
+        self.assertEqual((e4["method"], e4["route"], e4["status"]), ("BREW", "unmatched", 404))
+        for e in (e1, e2, e3, e4):
+            self.assertEqual(set(e), {"time", "id", "method", "route", "status", "ms", "user", "addr"})
+            self.assertRegex(e["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+            self.assertEqual(e["addr"], "127.0.0.1")
+            self.assertGreater(e["ms"], 0)
+        # the readiness probes of start() are lines too
+        self.assertTrue(any(e["route"] == "GET /readyz" for e in lines))
+
+    def test_odd_method_is_not_copied(self):
+        path = os.path.join(harness.LOG_DIR, f"access-odd-{os.getpid()}.log")
+        d = Daemon("--access-log", path, port=self.PORT, threads=1).start()
+        try:
+            exchange(b'G"ET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', port=self.PORT)
+        finally:
+            self.assertCleanExit(d, d.stop())
+        with open(path) as f:
+            lines = [json.loads(line) for line in f]      # every line stays valid JSON
+        self.assertTrue(all(e["method"] in ("GET", "-") for e in lines), lines)
+
+    def test_no_log_no_header(self):
+        self.assertNotIn("x-request-id", get("/healthz").headers)
+
+
 class MediaTypeTest(unittest.TestCase):
     """A request body must be application/json (415 otherwise)."""
 
