@@ -437,7 +437,7 @@ call_query(call_t *call, db_statement_t stmt, int nparams, const char *const *va
 		return;
 	}
 	call->query = q;
-	rc = db_submit(&w->db, q, call, on_query_result);
+	rc = db_submit(call->operator ? &w->operator_db : &w->db, q, call, on_query_result);
 	if (rc == 0)
 		return;
 	call->query = NULL;
@@ -577,7 +577,7 @@ rows_reply_list(call_t *call, PGresult *res)
 		json_array_append_new(items, row_to_object(res, row));
 	body = json_pack("{s:o}", "items", items);
 	if (call->page_limit > 0) {
-		int id_col = PQfnumber(res, "id");
+		int id_col = PQfnumber(res, call->page_key != NULL ? call->page_key : "id");
 		json_t *next = json_null();
 
 		if (n == call->page_limit && id_col >= 0)

@@ -20,7 +20,8 @@ typedef enum option_id {
 	OPT_LISTEN, OPT_DB, OPT_THREADS, OPT_POOL_SIZE, OPT_PIPELINE_DEPTH, OPT_QUEUE_SIZE,
 	OPT_DEADLINE_MS, OPT_MAX_BODY, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_ADDRESS, OPT_HEADER_TIMEOUT_MS,
 	OPT_DRAIN_MS, OPT_LOG_LEVEL, OPT_AUTH, OPT_JWT_KEY, OPT_JWT_ALG, OPT_JWT_ISSUER, OPT_JWT_AUDIENCE,
-	OPT_RATE_LIMIT_READS, OPT_RATE_LIMIT_WRITES, OPT_ACCESS_LOG, OPT__COUNT
+	OPT_RATE_LIMIT_READS, OPT_RATE_LIMIT_WRITES, OPT_ACCESS_LOG, OPT_OPERATOR_DB, OPT_OPERATOR_POOL_SIZE,
+	OPT__COUNT
 } option_id_t;
 
 typedef struct option_spec {
@@ -84,6 +85,12 @@ static const option_spec_t option_specs[OPT__COUNT] = {
 	[OPT_ACCESS_LOG] = {"access-log", "COMMERCE_HTTP_ACCESS_LOG", "FILE", 0, 0,
 		"append one JSON line per request to FILE (- for stderr): time, request id (also sent as "
 		"X-Request-Id), method, route, status, ms, user, client address (default: no access log)"},
+	[OPT_OPERATOR_DB] = {"operator-db", "COMMERCE_HTTP_OPERATOR_DB", "CONNINFO", 0, 0,
+		"libpq conninfo of a login role in commerce_operator, for the /api/admin routes only (their "
+		"own small pool, so the customer pool never holds operator rights); without it those routes "
+		"answer 403"},
+	[OPT_OPERATOR_POOL_SIZE] = {"operator-pool-size", "COMMERCE_HTTP_OPERATOR_POOL_SIZE", "N", 1, 64,
+		"PostgreSQL connections per thread for the operator routes (default 1)"},
 };
 
 static void
@@ -214,6 +221,8 @@ apply_option(const char *argv0, int id, const char *value)
 	case OPT_RATE_LIMIT_READS: commerce_config.rate_limit_reads = (int) parse_number(argv0, id, value); break;
 	case OPT_RATE_LIMIT_WRITES: commerce_config.rate_limit_writes = (int) parse_number(argv0, id, value); break;
 	case OPT_ACCESS_LOG: commerce_config.access_log = value; break;
+	case OPT_OPERATOR_DB: commerce_config.operator_conninfo = value; break;
+	case OPT_OPERATOR_POOL_SIZE: commerce_config.operator_pool_size = (int) parse_number(argv0, id, value); break;
 	}
 }
 
@@ -253,6 +262,8 @@ commerce_config_load(int argc, char **argv)
 	commerce_config.rate_limit_reads = 50;
 	commerce_config.rate_limit_writes = 20;
 	commerce_config.access_log = NULL;
+	commerce_config.operator_conninfo = NULL;
+	commerce_config.operator_pool_size = 1;
 
 	for (int i = 0; i < OPT__COUNT; i++) {
 		const char *value = getenv(option_specs[i].env);

@@ -44,6 +44,8 @@ typedef struct commerce_config {
 	int rate_limit_reads;		/* GET requests per second per customer; 0: off */
 	int rate_limit_writes;		/* POST requests per second per customer; 0: off */
 	const char *access_log;		/* NULL: none; "-": stderr */
+	const char *operator_conninfo;	/* NULL: the /api/admin routes are off */
+	int operator_pool_size;		/* its connections per thread */
 } commerce_config_t;
 
 extern commerce_config_t commerce_config;

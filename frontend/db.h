@@ -28,7 +28,7 @@
 #include "h2o_includes.h"
 #include "statements.h"
 
-#define DB_MAX_PARAMS 4
+#define DB_MAX_PARAMS 9			/* the most of any statement (create_coupon) */
 #define DB_BACKOFF_STEPS 6
 #define DB_STALL_MS 20			/* no answer for this long: avoid piling calls on it */
 #define DB_MAX_RETRIES 2			/* of a call that failed with a deadlock or serialization failure */

@@ -307,10 +307,32 @@ handle_orders_cancel(call_t *call, h2o_iovec_t id)
 	json_decref(body);
 }
 
+/* {couponCode} instead of {couponId}: the code is how customers know a coupon */
+static void
+issue_coupon_by_code(call_t *call, json_t *body, int64_t user_id)
+{
+	int_text_t user_text;
+	const char *values[2];
+
+	if (json_object_get(body, "couponId") != NULL) {
+		call_reply_error(call, 400, "INVALID_ARGUMENT", "couponCode: give either couponId or couponCode, not both");
+		return;
+	}
+	if (validate_text(call, body, "couponCode", 1, 1, 64, &values[1]) == FIELD_ANSWERED)
+		return;
+	values[0] = int_text(user_text, user_id);
+	add_extra(call, "userId", user_id);
+	call->extra_status = "issued";
+	call->row_first = 1;
+	call->on_rows = rows_reply_single;
+	call->ok_status = 201;
+	call_query(call, DB_STMT_ISSUE_COUPON_BY_CODE, 2, values);
+}
+
 void
 handle_coupons_issue(call_t *call, h2o_iovec_t id)
 {
-	static const char *const keys[] = {"userId", "couponId", NULL};
+	static const char *const keys[] = {"userId", "couponId", "couponCode", NULL};
 	int_text_t user_text, coupon_text;
 	int64_t user_id, coupon_id;
 	const char *values[2];
@@ -319,8 +341,16 @@ handle_coupons_issue(call_t *call, h2o_iovec_t id)
 	(void) id;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
-	if (acting_user(call, body, &user_id) != FIELD_ANSWERED &&
-		validate_id(call, body, "couponId", 1, &coupon_id) != FIELD_ANSWERED) {
+	if (acting_user(call, body, &user_id) == FIELD_ANSWERED) {
+		json_decref(body);
+		return;
+	}
+	if (json_object_get(body, "couponCode") != NULL) {
+		issue_coupon_by_code(call, body, user_id);
+		json_decref(body);
+		return;
+	}
+	if (validate_id(call, body, "couponId", 1, &coupon_id) != FIELD_ANSWERED) {
 		values[0] = int_text(user_text, user_id);
 		values[1] = int_text(coupon_text, coupon_id);
 		/* for the 201 body, and for call.c's log line when the user already holds it */
@@ -441,6 +471,133 @@ handle_balance_charge(call_t *call, h2o_iovec_t id)
 		add_extra(call, "userId", user_id);
 		call->on_rows = rows_reply_single;
 		call_query(call, DB_STMT_CHARGE_BALANCE, 2, values);
+	}
+	json_decref(body);
+}
+
+void
+handle_user_orders(call_t *call, h2o_iovec_t id)
+{
+	query_param_t params[] = {{"limit", 0, ""}, {"after", 0, ""}};
+	int_text_t user_text, limit_text, after_text;
+	int64_t user_id, limit = 20, after = 0;
+	int has_after;
+	const char *values[3];
+
+	if (path_user(call, id, &user_id) == FIELD_ANSWERED ||
+		validate_query(call, params, 2) == FIELD_ANSWERED ||
+		validate_query_integer(call, &params[0], 1, 100, &limit) == FIELD_ANSWERED ||
+		(has_after = validate_query_integer(call, &params[1], 1, INT64_MAX, &after)) == FIELD_ANSWERED)
+		return;
+	values[0] = int_text(user_text, user_id);
+	values[1] = int_text(limit_text, limit);
+	values[2] = has_after == FIELD_OK ? int_text(after_text, after) : NULL;
+	call->on_rows = rows_reply_list;
+	call->page_limit = (int) limit;
+	call->page_key = "order_id";	/* newest first: the next page is below the last id */
+	call_query(call, DB_STMT_USER_ORDERS, 3, values);
+}
+
+/* ---- operator routes (--operator-db) -------------------------------------- */
+
+void
+handle_admin_users_create(call_t *call, h2o_iovec_t id)
+{
+	static const char *const keys[] = {"name", NULL};
+	const char *values[1];
+	json_t *body;
+
+	(void) id;
+	if ((body = validate_body(call, keys)) == NULL)
+		return;
+	if (validate_text(call, body, "name", 1, 1, 200, &values[0]) != FIELD_ANSWERED) {
+		call->on_rows = rows_reply_single;
+		call->ok_status = 201;
+		call_query(call, DB_STMT_CREATE_USER, 1, values);
+	}
+	json_decref(body);
+}
+
+void
+handle_admin_products_create(call_t *call, h2o_iovec_t id)
+{
+	static const char *const keys[] = {"name", "price", "stock", "category", "buckets", NULL};
+	int_text_t price_text, stock_text, buckets_text;
+	int64_t price, stock, buckets;
+	int has_buckets;
+	const char *values[5] = {NULL, NULL, NULL, NULL, NULL};
+	json_t *body;
+
+	(void) id;
+	if ((body = validate_body(call, keys)) == NULL)
+		return;
+	if (validate_text(call, body, "name", 1, 1, 200, &values[0]) != FIELD_ANSWERED &&
+		validate_integer(call, body, "price", 1, 0, INT64_MAX, &price) != FIELD_ANSWERED &&
+		validate_integer(call, body, "stock", 1, 0, INT32_MAX, &stock) != FIELD_ANSWERED &&
+		validate_text(call, body, "category", 0, 1, 100, &values[3]) != FIELD_ANSWERED &&
+		(has_buckets = validate_integer(call, body, "buckets", 0, 1, 1024, &buckets)) != FIELD_ANSWERED) {
+		values[1] = int_text(price_text, price);
+		values[2] = int_text(stock_text, stock);
+		values[4] = has_buckets == FIELD_OK ? int_text(buckets_text, buckets) : NULL;
+		call->on_rows = rows_reply_single;
+		call->ok_status = 201;
+		call_query(call, DB_STMT_CREATE_PRODUCT, 5, values);
+	}
+	json_decref(body);
+}
+
+void
+handle_admin_products_restock(call_t *call, h2o_iovec_t id)
+{
+	static const char *const keys[] = {"quantity", NULL};
+	int_text_t product_text, quantity_text;
+	int64_t product_id, quantity;
+	const char *values[2];
+	json_t *body;
+
+	if (validate_path_id(call, id, "productId", &product_id) == FIELD_ANSWERED)
+		return;
+	if ((body = validate_body(call, keys)) == NULL)
+		return;
+	if (validate_integer(call, body, "quantity", 1, 1, INT32_MAX, &quantity) != FIELD_ANSWERED) {
+		values[0] = int_text(product_text, product_id);
+		values[1] = int_text(quantity_text, quantity);
+		call->on_rows = rows_reply_single;
+		call_query(call, DB_STMT_RESTOCK, 2, values);
+	}
+	json_decref(body);
+}
+
+void
+handle_admin_coupons_create(call_t *call, h2o_iovec_t id)
+{
+	static const char *const keys[] = {"code", "name", "discountType", "discountValue", "totalQuantity",
+		"validFrom", "validUntil", "minOrderAmount", "maxDiscount", NULL};
+	int_text_t value_text, quantity_text, min_text, max_text;
+	int64_t value, quantity, min_order, max_discount;
+	int has_min, has_max;
+	const char *values[9] = {NULL};
+	json_t *body;
+
+	(void) id;
+	if ((body = validate_body(call, keys)) == NULL)
+		return;
+	if (validate_text(call, body, "code", 1, 1, 64, &values[0]) != FIELD_ANSWERED &&
+		validate_text(call, body, "discountType", 1, 1, 16, &values[1]) != FIELD_ANSWERED &&
+		validate_integer(call, body, "discountValue", 1, 1, INT64_MAX, &value) != FIELD_ANSWERED &&
+		validate_integer(call, body, "totalQuantity", 1, 0, INT32_MAX, &quantity) != FIELD_ANSWERED &&
+		validate_timestamp(call, body, "validFrom", &values[4]) != FIELD_ANSWERED &&
+		validate_timestamp(call, body, "validUntil", &values[5]) != FIELD_ANSWERED &&
+		(has_min = validate_integer(call, body, "minOrderAmount", 0, 0, INT64_MAX, &min_order)) != FIELD_ANSWERED &&
+		(has_max = validate_integer(call, body, "maxDiscount", 0, 1, INT64_MAX, &max_discount)) != FIELD_ANSWERED &&
+		validate_text(call, body, "name", 0, 1, 200, &values[8]) != FIELD_ANSWERED) {
+		values[2] = int_text(value_text, value);
+		values[3] = int_text(quantity_text, quantity);
+		values[6] = has_min == FIELD_OK ? int_text(min_text, min_order) : NULL;
+		values[7] = has_max == FIELD_OK ? int_text(max_text, max_discount) : NULL;
+		call->on_rows = rows_reply_single;
+		call->ok_status = 201;
+		call_query(call, DB_STMT_CREATE_COUPON, 9, values);
 	}
 	json_decref(body);
 }

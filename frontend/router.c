@@ -241,6 +241,25 @@ framing_refusal(h2o_req_t *req, const char **why)
 
 /* ---- routing ------------------------------------------------------------ */
 
+/*
+ * An operator route needs an operator's token (any caller with --auth none)
+ * and the pool of --operator-db; 0 after answering 403 without them.
+ */
+static int
+operator_route_allowed(call_t *call)
+{
+	if (call->caller.authenticated && !call->caller.is_admin) {
+		call_reply_error(call, 403, "FORBIDDEN", "operator routes need a token with role admin");
+		return 0;
+	}
+	if (commerce_config.operator_conninfo == NULL) {
+		call_reply_error(call, 403, "FORBIDDEN", "operator routes are off: commerce-http runs without --operator-db");
+		return 0;
+	}
+	call->operator = 1;
+	return 1;
+}
+
 /* 0 after answering 429 when the caller (a customer) has used up its rate. */
 static int
 within_rate_limit(call_t *call)
@@ -326,7 +345,9 @@ router_on_req(h2o_handler_t *self, h2o_req_t *req)
 		if (h2o_memis(req->method.base, req->method.len, routes[i].method, strlen(routes[i].method))) {
 			call_t *call = call_new(req, (route_id_t) i);
 
-			if (routes[i].access == ROUTE_ACCESS_TOKEN && (!authenticate(call) || !within_rate_limit(call)))
+			if (routes[i].access != ROUTE_ACCESS_OPEN && (!authenticate(call) || !within_rate_limit(call)))
+				return 0;
+			if (routes[i].access == ROUTE_ACCESS_ADMIN && !operator_route_allowed(call))
 				return 0;
 			routes[i].handler(call, id);
 			return 0;

@@ -9,7 +9,9 @@
  * ACCESS is OPEN for the probes an orchestrator and a scraper call without
  * credentials, TOKEN for every /api route: with --auth jwt the router
  * answers 401 before the handler runs unless the request carries a valid
- * bearer token (auth.h), and the handler acts for the token's user.
+ * bearer token (auth.h), and the handler acts for the token's user.  ADMIN
+ * routes also need the token's role "admin" (403 otherwise) and run on the
+ * --operator-db pool (403 when there is none).
  */
 #ifndef COMMERCE_HTTP_ROUTER_H
 #define COMMERCE_HTTP_ROUTER_H
@@ -27,13 +29,19 @@
 	X(PRODUCTS_GET, "GET", "/api/products/{id}", handle_products_get, TOKEN) \
 	X(BALANCE_GET, "GET", "/api/users/{id}/balance", handle_balance_get, TOKEN) \
 	X(BALANCE_CHARGE, "POST", "/api/users/{id}/balance/charge", handle_balance_charge, TOKEN) \
+	X(USER_ORDERS, "GET", "/api/users/{id}/orders", handle_user_orders, TOKEN) \
+	X(ADMIN_USERS_CREATE, "POST", "/api/admin/users", handle_admin_users_create, ADMIN) \
+	X(ADMIN_PRODUCTS_CREATE, "POST", "/api/admin/products", handle_admin_products_create, ADMIN) \
+	X(ADMIN_PRODUCTS_RESTOCK, "POST", "/api/admin/products/{id}/restock", handle_admin_products_restock, ADMIN) \
+	X(ADMIN_COUPONS_CREATE, "POST", "/api/admin/coupons", handle_admin_coupons_create, ADMIN) \
 	X(HEALTHZ, "GET", "/healthz", handle_healthz, OPEN) \
 	X(READYZ, "GET", "/readyz", handle_readyz, OPEN) \
 	X(METRICS, "GET", "/metrics", handle_metrics, OPEN)
 
 typedef enum route_access {
 	ROUTE_ACCESS_OPEN,
-	ROUTE_ACCESS_TOKEN
+	ROUTE_ACCESS_TOKEN,
+	ROUTE_ACCESS_ADMIN
 } route_access_t;
 
 typedef enum route_id {

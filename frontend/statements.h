@@ -13,6 +13,7 @@
  * better-matching function another role created earlier on it (say
  * public.to_json(timestamptz) beside pg_catalog's polymorphic to_json) would
  * run with this daemon's rights.  db.c also pins the session's search_path.
+ * (coalesce is SQL syntax, not a function: it takes no schema.)
  *
  * X(NAME, "sql", nparams)
  */
@@ -50,8 +51,38 @@
 	  ISO_TIME("issued_at") " AS issued_at, " \
 	  ISO_TIME("used_at") " AS used_at, order_id " \
 	  "FROM commerce.user_coupons($1)", 1) \
+	X(ISSUE_COUPON_BY_CODE, \
+	  "SELECT issued_coupon_id, coupon_id FROM commerce.issue_coupon_by_code($1, $2)", 2) \
+	X(USER_ORDERS, \
+	  "SELECT order_id, user_id, status, total_amount, discount_amount, paid_amount, " \
+	  "coupon_id, issued_coupon_id, " \
+	  ISO_TIME("created_at") " AS created_at, " \
+	  ISO_TIME("cancelled_at") " AS cancelled_at, " \
+	  "coalesce(items, '[]'::pg_catalog.jsonb) AS items " \
+	  "FROM commerce.user_orders($1, $2, $3)", 3) \
 	X(GET_BALANCE, "SELECT commerce.get_balance($1) AS balance", 1) \
-	X(CHARGE_BALANCE, "SELECT commerce.charge_balance($1, $2) AS balance", 2)
+	X(CHARGE_BALANCE, "SELECT commerce.charge_balance($1, $2) AS balance", 2) \
+	/* \
+	 * The operator routes, run only on the --operator-db pool.  A STABLE \
+	 * reader in the same statement would not see the row the writer just \
+	 * made (it reads with the statement's snapshot), so the answers repeat \
+	 * what was stored, as the functions store it. \
+	 */ \
+	X(CREATE_USER, "SELECT commerce.create_user($1) AS id, $1::pg_catalog.text AS name", 1) \
+	X(CREATE_PRODUCT, \
+	  "SELECT commerce.create_product($1, $2, $3, $4, $5) AS id, $1::pg_catalog.text AS name, " \
+	  "$4::pg_catalog.text AS category, $2::pg_catalog.int8 AS price, $3::pg_catalog.int4 AS stock", 5) \
+	X(RESTOCK, "SELECT $1::pg_catalog.int8 AS product_id, commerce.restock($1, $2) AS stock", 2) \
+	X(CREATE_COUPON, \
+	  "SELECT commerce.create_coupon($1, $2, $3, $4, " \
+	  "coalesce($5::pg_catalog.timestamptz, pg_catalog.now()), $6, " \
+	  "coalesce($7::pg_catalog.int8, 0), $8, $9) AS id, " \
+	  "$1::pg_catalog.text AS code, coalesce($9::pg_catalog.text, $1) AS name, " \
+	  "$2::pg_catalog.text AS discount_type, $3::pg_catalog.int8 AS discount_value, " \
+	  "$8::pg_catalog.int8 AS max_discount, coalesce($7::pg_catalog.int8, 0) AS min_order_amount, " \
+	  "$4::pg_catalog.int4 AS total_quantity, " \
+	  ISO_TIME("coalesce($5::pg_catalog.timestamptz, pg_catalog.now())") " AS valid_from, " \
+	  ISO_TIME("$6::pg_catalog.timestamptz") " AS valid_until", 9)
 
 typedef enum db_statement {
 #define DB_STATEMENT_ENUM(name, sql, nparams) DB_STMT_##name,

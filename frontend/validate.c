@@ -317,3 +317,80 @@ validate_query_text(call_t *call, query_param_t *p)
 	}
 	return FIELD_OK;
 }
+
+int
+validate_text(call_t *call, json_t *obj, const char *key, int required, size_t min_chars, size_t max_chars,
+			  const char **out)
+{
+	json_t *v = json_object_get(obj, key);
+	int n;
+
+	if (v == NULL || json_is_null(v)) {
+		if (!required)
+			return FIELD_ABSENT;
+		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s is required", key);
+		return FIELD_ANSWERED;
+	}
+	if (!json_is_string(v)) {
+		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be a string", key);
+		return FIELD_ANSWERED;
+	}
+	n = utf8_length(json_string_value(v));	/* jansson's strings are valid UTF-8 */
+	if (n < 0 || (size_t) n < min_chars || (size_t) n > max_chars) {
+		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be %zu to %zu characters", key, min_chars, max_chars);
+		return FIELD_ANSWERED;
+	}
+	*out = json_string_value(v);
+	return FIELD_OK;
+}
+
+/* digits at s[0..n) */
+static int
+digits(const char *s, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return 1;
+}
+
+/*
+ * RFC 3339's date-time: 2026-12-24T09:00:00Z, fractions and offsets
+ * allowed (2026-12-24T18:00:00.5+09:00); PostgreSQL checks the calendar.
+ */
+int
+validate_timestamp(call_t *call, json_t *obj, const char *key, const char **out)
+{
+	json_t *v = json_object_get(obj, key);
+	const char *t;
+	size_t len, at = 19;
+
+	if (v == NULL || json_is_null(v))
+		return FIELD_ABSENT;
+	t = json_is_string(v) ? json_string_value(v) : "";
+	len = strlen(t);
+	if (len < 20 || len > 40 || !digits(t, 4) || t[4] != '-' || !digits(t + 5, 2) || t[7] != '-' ||
+		!digits(t + 8, 2) || (t[10] != 'T' && t[10] != 't') || !digits(t + 11, 2) || t[13] != ':' ||
+		!digits(t + 14, 2) || t[16] != ':' || !digits(t + 17, 2))
+		goto bad;
+	if (t[at] == '.') {
+		at++;
+		if (!digits(t + at, 1))
+			goto bad;
+		while (at < len && t[at] >= '0' && t[at] <= '9')
+			at++;
+	}
+	if ((t[at] == 'Z' || t[at] == 'z') && at + 1 == len)
+		goto good;
+	if ((t[at] == '+' || t[at] == '-') && at + 6 == len && digits(t + at + 1, 2) && t[at + 3] == ':' &&
+		digits(t + at + 4, 2))
+		goto good;
+bad:
+	call_reply_error(call, 400, "INVALID_ARGUMENT",
+					 "%s must be an RFC 3339 date-time such as 2026-12-24T09:00:00Z", key);
+	return FIELD_ANSWERED;
+good:
+	*out = t;
+	return FIELD_OK;
+}
+

@@ -29,6 +29,11 @@ int validate_id(call_t *call, json_t *obj, const char *key, int required, int64_
 int validate_integer(call_t *call, json_t *obj, const char *key, int required,
 					 int64_t min, int64_t max, int64_t *out);
 int validate_path_id(call_t *call, h2o_iovec_t segment, const char *name, int64_t *out);
+/* A JSON string of min..max characters (code points); *out points into obj. */
+int validate_text(call_t *call, json_t *obj, const char *key, int required, size_t min_chars, size_t max_chars,
+				  const char **out);
+/* An optional RFC 3339 date-time string; *out points into obj. */
+int validate_timestamp(call_t *call, json_t *obj, const char *key, const char **out);
 
 typedef struct query_param {
 	const char *name;

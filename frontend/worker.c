@@ -263,6 +263,10 @@ worker_init(worker_t *w, int index, h2o_globalconf_t *globalconf, int listen_fd)
 	w->accept_ctx.hosts = globalconf->hosts;
 	db_pool_init(&w->db, index, w->loop, commerce_config.conninfo, commerce_config.pool_size,
 				 commerce_config.pipeline_depth, commerce_config.queue_size, commerce_config.deadline_ms);
+	if (commerce_config.operator_conninfo != NULL)
+		db_pool_init(&w->operator_db, index, w->loop, commerce_config.operator_conninfo,
+					 commerce_config.operator_pool_size, commerce_config.pipeline_depth,
+					 commerce_config.queue_size, commerce_config.deadline_ms);
 	w->listener = h2o_evloop_socket_create(w->loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
 	w->listener->data = w;
 	h2o_socket_read_start(w->listener, on_accept);

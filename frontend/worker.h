@@ -22,6 +22,7 @@ typedef struct worker {
 	int index;
 	pthread_t thread;
 	db_pool_t db;
+	db_pool_t operator_db;		/* the /api/admin routes' pool, when --operator-db is given */
 	metrics_t metrics;
 	int open_connections;		/* of this thread; the cap is on all threads' sum */
 	int calls_in_flight;		/* requests accepted and not yet answered */

@@ -19,6 +19,8 @@ DAEMON = os.environ.get("HTTP_TEST_DAEMON", os.path.join(ROOT, "frontend", "comm
 LOG_DIR = os.environ.get("HTTP_TEST_LOG_DIR", os.path.join(ROOT, ".run", "http-test-logs"))
 SOCK = os.path.join(PG_DIR, "sock")
 CONNINFO = f"host={SOCK} port={PG_PORT} user=commerce_http dbname=postgres"
+# a login role in commerce_operator, for the daemons that serve /api/admin
+OPERATOR_CONNINFO = f"host={SOCK} port={PG_PORT} user=commerce_http_operator dbname=postgres"
 TOKEN_TOOL = os.path.join(ROOT, "frontend", "commerce-token")
 AUTH_LEEWAY = 30                  # seconds, AUTH_LEEWAY_SECONDS of frontend/auth.h
 

@@ -44,6 +44,7 @@ trap cleanup EXIT
 psql -XAtq -d postgres -v ON_ERROR_STOP=1 <<'SQL' || { echo "0 passed, 1 failed"; exit 1; }
 CREATE EXTENSION pg_commerce;
 CREATE ROLE commerce_http LOGIN IN ROLE commerce_api;
+CREATE ROLE commerce_http_operator LOGIN IN ROLE commerce_operator;
 SQL
 
 total_pass=0 total_fail=0

@@ -1188,6 +1188,160 @@ class AccessLogTest(unittest.TestCase, SanitizerCheck):
         self.assertNotIn("x-request-id", get("/healthz").headers)
 
 
+class UserOrdersTest(unittest.TestCase):
+    """GET /api/users/{id}/orders: the caller's orders, newest first, by pages."""
+
+    def test_pages(self):
+        uid, pid = new_user(), new_product()
+        token = customer(uid)
+        ids = [post("/api/orders", {"productId": pid, "quantity": q}, token=token).json["orderId"] for q in (1, 2, 3)]
+        self.assertEqual(post(f"/api/orders/{ids[1]}/cancel", None, token=token).status, 200)
+        first = get(f"/api/users/{uid}/orders?limit=2", token=token)
+        self.assertEqual(first.status, 200, first)
+        self.assertEqual([o["orderId"] for o in first.json["items"]], [ids[2], ids[1]])
+        self.assertEqual(first.json["next"], ids[1])
+        self.assertEqual(first.json["items"][1]["status"], "cancelled")
+        self.assertEqual(first.json["items"][0]["items"][0]["quantity"], 3)
+        self.assertEqual(set(first.json["items"][0]),
+                         set(get(f"/api/orders/{ids[2]}", token=token).json))   # the same shape as one order
+        rest = get(f"/api/users/{uid}/orders?limit=2&after={first.json['next']}", token=token).json
+        self.assertEqual(([o["orderId"] for o in rest["items"]], rest["next"]), ([ids[0]], None))
+        self.assertEqual(len(get(f"/api/users/{uid}/orders", token=token).json["items"]), 3)
+
+    def test_ownership_and_input(self):
+        alice, bob = new_user(), new_user()
+        r = get(f"/api/users/{bob}/orders", token=customer(alice))
+        self.assertEqual((r.status, r.code), (403, "FORBIDDEN"))
+        self.assertEqual(get(f"/api/users/{bob}/orders", token=customer(alice, "--admin")).status, 200)
+        self.assertEqual(get("/api/users/999999999/orders").status, 404)
+        for query, field in (("limit=0", "limit"), ("limit=101", "limit"), ("after=x", "after"), ("page=2", "page")):
+            r = get(f"/api/users/{alice}/orders?{query}", token=customer(alice))
+            self.assertEqual((r.status, r.code), (400, "INVALID_ARGUMENT"), r)
+            self.assertIn(field, r.json["error"]["message"])
+
+
+class CouponByCodeTest(unittest.TestCase):
+    """POST /api/coupons/issue {couponCode}: coupons as customers know them."""
+
+    def test_issue_by_code(self):
+        uid = new_user()
+        cid = new_coupon(quantity=1)
+        code = psql_value(f"SELECT code FROM commerce.coupons WHERE id = {cid}")
+        token = customer(uid)
+        r = post("/api/coupons/issue", {"couponCode": code}, token=token)
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(list(r.json), ["issuedCouponId", "couponId", "userId", "status"])
+        self.assertEqual((r.json["couponId"], r.json["userId"], r.json["status"]), (cid, uid, "issued"))
+        again = post("/api/coupons/issue", {"couponCode": code}, token=token)
+        self.assertEqual((again.status, again.code), (409, "COUPON_ALREADY_ISSUED"))
+        other = post("/api/coupons/issue", {"couponCode": code}, token=customer(new_user()))
+        self.assertEqual((other.status, other.code), (409, "COUPON_SOLD_OUT"))
+        missing = post("/api/coupons/issue", {"couponCode": "NO-SUCH-" + unique("c")}, token=token)
+        self.assertEqual((missing.status, missing.code, missing.json["error"]["message"]),
+                         (404, "NOT_FOUND", "coupon not found"))
+        for body, field in (({"couponCode": code, "couponId": cid}, "couponCode"), ({"couponCode": ""}, "couponCode"),
+                            ({"couponCode": 7}, "couponCode"), ({"couponCode": "x" * 65}, "couponCode"), ({}, "couponId")):
+            r = post("/api/coupons/issue", body, token=token)
+            self.assertEqual((r.status, r.code), (400, "INVALID_ARGUMENT"), r)
+            self.assertIn(field, r.json["error"]["message"])
+
+
+class AdminRoutesTest(unittest.TestCase, SanitizerCheck):
+    """/api/admin/*: an operator's token, and the --operator-db pool whose
+    role is a member of commerce_operator (the customer pool cannot run
+    these functions at all)."""
+    PORT = HTTP_PORT + 29       # 18110 by default
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon("--operator-db", harness.OPERATOR_CONNINFO, port=cls.PORT, threads=2).start()
+        cls.admin = customer(1, "--admin")
+
+    @classmethod
+    def tearDownClass(cls):
+        status = cls.d.stop()
+        assert status == 0 and cls.d.sanitizer_report() is None, cls.d.read_log()[-2000:]
+
+    def post(self, path, body, token=None):
+        return post(path, body, port=self.PORT, token=token or self.admin)
+
+    def test_users_products_restock_coupons(self):
+        r = self.post("/api/admin/users", {"name": "관리자가 만든 사용자"})
+        self.assertEqual((r.status, r.json["name"]), (201, "관리자가 만든 사용자"), r)
+        uid = r.json["id"]
+        self.assertEqual(psql_value(f"SELECT name FROM commerce.users WHERE id = {uid}"), "관리자가 만든 사용자")
+
+        r = self.post("/api/admin/products", {"name": "admin widget", "price": 2500, "stock": 7, "category": "admin"})
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual({k: v for k, v in r.json.items() if k != "id"},
+                         {"name": "admin widget", "category": "admin", "price": 2500, "stock": 7})
+        pid = r.json["id"]
+        self.assertEqual(get(f"/api/products/{pid}").json, r.json)      # what was stored
+        r = self.post(f"/api/admin/products/{pid}/restock", {"quantity": 5})
+        self.assertEqual((r.status, r.json), (200, {"productId": pid, "stock": 12}), r)
+        self.assertEqual(get(f"/api/products/{pid}").json["stock"], 12)
+        r = self.post("/api/admin/products", {"name": "few buckets", "price": 0, "stock": 0, "buckets": 2})
+        self.assertEqual((r.status, r.json["category"]), (201, None), r)
+        self.assertEqual(psql_value(f"SELECT count(*) FROM commerce.stock_buckets WHERE product_id = {r.json['id']}"), "2")
+
+        code = unique("ADMIN")
+        r = self.post("/api/admin/coupons", {"code": code, "discountType": "percent", "discountValue": 10,
+                                             "totalQuantity": 3, "maxDiscount": 2000, "minOrderAmount": 10000,
+                                             "validUntil": "2099-12-31T23:59:59Z"})
+        self.assertEqual(r.status, 201, r)
+        cid = r.json["id"]
+        stored = psql(f"SELECT code, name, discount_type, discount_value, max_discount, min_order_amount, "
+                      f"total_quantity, pg_catalog.to_json(valid_from) #>> '{{}}', to_json(valid_until) #>> '{{}}' "
+                      f"FROM commerce.coupons WHERE id = {cid}")[0]
+        j = r.json
+        self.assertEqual([j["code"], j["name"], j["discountType"], str(j["discountValue"]), str(j["maxDiscount"]),
+                          str(j["minOrderAmount"]), str(j["totalQuantity"]), j["validFrom"], j["validUntil"]], stored)
+        # customers can take it by its code at once
+        self.assertEqual(post("/api/coupons/issue", {"couponCode": code}, token=customer(uid)).status, 201)
+
+    def test_validation_names_the_field(self):
+        for path, body, field in [
+                ("/api/admin/users", {}, "name"), ("/api/admin/users", {"name": ""}, "name"),
+                ("/api/admin/products", {"name": "x", "price": -1, "stock": 1}, "price"),
+                ("/api/admin/products", {"name": "x", "price": 1}, "stock"),
+                ("/api/admin/products", {"name": "x", "price": 1, "stock": 1, "buckets": 0}, "buckets"),
+                ("/api/admin/products", {"name": "x", "price": 1, "stock": 1, "color": "red"}, "color"),
+                ("/api/admin/products/0/restock", {"quantity": 1}, "productId"),
+                ("/api/admin/coupons", {"code": "X", "discountType": "fixed", "discountValue": 1, "totalQuantity": 1,
+                                        "validFrom": "tomorrow"}, "validFrom"),
+                ("/api/admin/coupons", {"code": "X", "discountType": "fixed", "discountValue": 1, "totalQuantity": 1,
+                                        "validUntil": "2026-13-01"}, "validUntil"),
+                ("/api/admin/coupons", {"code": "X", "discountType": "bogus", "discountValue": 1, "totalQuantity": 1},
+                 "discount_type")]:
+            with self.subTest(path=path, body=body):
+                r = self.post(path, body)
+                self.assertEqual((r.status, r.code), (400, "INVALID_ARGUMENT"), r)
+                self.assertIn(field, r.json["error"]["message"])
+        pid = new_product()
+        r = self.post(f"/api/admin/products/{pid + 1000000}/restock", {"quantity": 1})
+        self.assertEqual((r.status, r.code), (404, "NOT_FOUND"))
+
+    def test_customers_and_other_daemons_are_refused(self):
+        before = psql_value("SELECT count(*) FROM commerce.products")
+        r = self.post("/api/admin/products", {"name": "x", "price": 1, "stock": 1}, token=customer(new_user()))
+        self.assertEqual((r.status, r.code, r.json["error"]["message"]),
+                         (403, "FORBIDDEN", "operator routes need a token with role admin"))
+        r = post("/api/admin/products", {"name": "x", "price": 1, "stock": 1}, port=self.PORT, token=None)
+        self.assertEqual(r.status, 401)
+        # the main daemon has no operator pool: its customer role could not run these anyway
+        r = post("/api/admin/products", {"name": "x", "price": 1, "stock": 1})
+        self.assertEqual((r.status, r.code), (403, "FORBIDDEN"))
+        self.assertIn("--operator-db", r.json["error"]["message"])
+        self.assertEqual(psql_value("SELECT count(*) FROM commerce.products"), before)
+
+    def test_the_customer_role_cannot_run_operator_functions(self):
+        # were the routing wrong, the database would still refuse: commerce_api lacks the grant
+        env = dict(harness.pg_env(), PGUSER="commerce_http")
+        out = subprocess.run(["psql", "-XAtq", "-d", "postgres", "-c", "SELECT commerce.create_product('x', 1, 1)"],
+                             env=env, capture_output=True, text=True)
+        self.assertIn("permission denied for function create_product", out.stderr)
+
+
 class MediaTypeTest(unittest.TestCase):
     """A request body must be application/json (415 otherwise)."""
 

@@ -7,7 +7,7 @@
 
 BEGIN;
 SET LOCAL search_path = public;
-SELECT plan(77);
+SELECT plan(81);
 
 -- Every function a role may execute, with the roles that may: the customer
 -- API (SPEC §4's calls of customers), operators (catalog, stock, coupons,
@@ -27,6 +27,9 @@ INSERT INTO api_functions VALUES
 	('commerce.create_coupon(text,text,bigint,integer,timestamp with time zone,timestamp with time zone,bigint,bigint,text,integer)', true, '{commerce_operator}'),
 	('commerce.user_coupons(bigint)', false, '{commerce_api,commerce_operator}'),
 	('commerce.issue_coupon(bigint,bigint)', true, '{commerce_api}'),
+	('commerce.issue_coupon_by_code(bigint,text)', true, '{commerce_api}'),
+	('commerce.get_coupon(bigint)', false, '{commerce_operator}'),
+	('commerce.user_orders(bigint,integer,bigint)', false, '{commerce_api,commerce_operator}'),
 	('commerce.decrement_stock(bigint,integer)', true, '{commerce_operator}'),
 	('commerce.place_order(bigint,jsonb,bigint,text)', true, '{commerce_api}'),
 	('commerce.cancel_order(bigint,bigint)', true, '{commerce_api}'),

@@ -268,7 +268,7 @@ SELECT throws_ok(format($$SELECT * FROM commerce.place_order(%s, %L)$$, :rich,
 SELECT throws_ok(format($$SELECT commerce.charge_balance(%s, 9223372036854775807)$$, :rich),
 	'PC426', 'charge would exceed the wallet ceiling', 'charge_balance: over pg_commerce.max_balance');
 -- PC500 needs a transaction at another isolation level, which this file's
--- one transaction cannot switch to: tests/regress/sql/07_isolation_level.sql
+-- one transaction cannot switch to: tests/regress/sql/08_isolation_level.sql
 -- raises it from every function that checks.
 
 ------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 psql -XAtq -d postgres -v ON_ERROR_STOP=1 -c "CREATE EXTENSION pg_commerce" \
-	-c "CREATE ROLE commerce_http LOGIN IN ROLE commerce_api" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+	-c "CREATE ROLE commerce_http LOGIN IN ROLE commerce_api" \
+	-c "CREATE ROLE commerce_http_operator LOGIN IN ROLE commerce_operator" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 psql -XAtq -d postgres -v ON_ERROR_STOP=1 -f "$root/scripts/demo-data.sql" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 
 # JWT authentication on, as in production; schemathesis sends an operator's
@@ -41,7 +42,7 @@ psql -XAtq -d postgres -v ON_ERROR_STOP=1 -f "$root/scripts/demo-data.sql" >/dev
 head -c 48 /dev/urandom >"$dir/jwt.key"
 token=$("$root/frontend/commerce-token" --key "$dir/jwt.key" --admin --ttl 3600 1) || { echo "0 passed, 1 failed"; exit 1; }
 "$root/frontend/commerce-http" --listen "127.0.0.1:$http_port" --threads 1 --pool-size 2 \
-	--jwt-key "$dir/jwt.key" \
+	--jwt-key "$dir/jwt.key" --operator-db "host=$PGHOST port=$port user=commerce_http_operator dbname=postgres" \
 	--db "host=$PGHOST port=$port user=commerce_http dbname=postgres" >"$dir/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 50); do
