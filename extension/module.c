@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "fmgr.h"
+#include "utils/timestamp.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -17,6 +18,7 @@ PG_MODULE_MAGIC;
 
 int			pg_commerce_stock_buckets = 8;
 int			pg_commerce_coupon_buckets = 64;
+static int	idempotency_ttl_s = 86400;
 
 /*
  * pg_commerce.max_balance: the wallet ceiling, in the same unit as prices.
@@ -102,6 +104,13 @@ _PG_init(void)
 							   PG_COMMERCE_MAX_BALANCE_DEFAULT,
 							   PGC_SUSET, 0,
 							   check_max_balance, assign_max_balance, NULL);
+	DefineCustomIntVariable("pg_commerce.idempotency_ttl",
+							"How long the answer to a request with an Idempotency-Key is kept.",
+							"A key older than this is treated as new; commerce.purge_idempotency_keys() "
+							"deletes the expired answers.",
+							&idempotency_ttl_s,
+							86400, 1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_commerce");
 }
 
@@ -130,4 +139,17 @@ Datum
 pg_commerce_max_balance(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_INT64(max_balance);
+}
+
+/*
+ * commerce.idempotency_ttl() RETURNS interval
+ */
+PG_FUNCTION_INFO_V1(pg_commerce_idempotency_ttl);
+Datum
+pg_commerce_idempotency_ttl(PG_FUNCTION_ARGS)
+{
+	Interval   *ttl = palloc0(sizeof(Interval));
+
+	ttl->time = (int64) idempotency_ttl_s * USECS_PER_SEC;
+	PG_RETURN_INTERVAL_P(ttl);
 }

@@ -271,9 +271,11 @@ price_lines(OrderItems *items, Snapshot snapshot)
 			out_of_stock_error(line);
 		if (pg_mul_s64_overflow(line->unit_price, line->quantity, &amount) ||
 			pg_add_s64_overflow(total, amount, &total))
-			order_error(COMMERCE_INVALID_ARGUMENT,
-						errmsg("order total is out of range"),
-						errdetail("The order's total exceeds the bigint range."));
+			/* no wallet can hold it: every balance is at most pg_commerce.max_balance */
+			order_error(COMMERCE_INSUFFICIENT_BALANCE,
+						errmsg("insufficient balance"),
+						errdetail("The order costs more than " INT64_FORMAT ", more than any wallet can hold.",
+								  PG_INT64_MAX));
 	}
 	return total;
 }
@@ -430,12 +432,7 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 
 	if (key != NULL)
 	{
-		Size		keylen = VARSIZE_ANY_EXHDR(key);
-		char	   *lockkey = palloc(sizeof(int64) + keylen);
-
-		memcpy(lockkey, &user_id, sizeof(int64));
-		memcpy(lockkey + sizeof(int64), VARDATA_ANY(key), keylen);
-		pg_commerce_advisory_xact_lock(PG_COMMERCE_LOCK_IDEMPOTENCY, lockkey, sizeof(int64) + keylen);
+		pg_commerce_lock_user_key(user_id, key);
 		if (replay(fcinfo, user_id, key, fingerprint))
 		{
 			SPI_finish();

@@ -38,9 +38,10 @@ extern void pg_commerce_require_read_committed(const char *function);
  * callers wait for each other; the unique keys stay the real guard.
  */
 #define PG_COMMERCE_LOCK_COUPON_USER	0x50430001	/* issue_coupon: coupon + user */
-#define PG_COMMERCE_LOCK_IDEMPOTENCY	0x50430002	/* place_order: user + key */
+#define PG_COMMERCE_LOCK_IDEMPOTENCY	0x50430002	/* place_order, keyed_call: user + key */
 
 extern void pg_commerce_advisory_xact_lock(int32 space, const void *key, Size keylen);
+extern void pg_commerce_lock_user_key(int64 user_id, text *key);
 
 /* GUCs */
 extern int	pg_commerce_stock_buckets;

@@ -4,6 +4,8 @@
  */
 #include "postgres.h"
 
+#include "fmgr.h"
+
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
@@ -74,4 +76,36 @@ pg_commerce_advisory_xact_lock(int32 space, const void *key, Size keylen)
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) space, hash, 2);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * The advisory lock of one user's idempotency key (user id, then the key's
+ * bytes), held until the transaction ends: place_order and keyed_call take
+ * the same one.
+ */
+void
+pg_commerce_lock_user_key(int64 user_id, text *key)
+{
+	Size		keylen = VARSIZE_ANY_EXHDR(key);
+	char	   *lockkey = palloc(sizeof(int64) + keylen);
+
+	memcpy(lockkey, &user_id, sizeof(int64));
+	memcpy(lockkey + sizeof(int64), VARDATA_ANY(key), keylen);
+	pg_commerce_advisory_xact_lock(PG_COMMERCE_LOCK_IDEMPOTENCY, lockkey, sizeof(int64) + keylen);
+	pfree(lockkey);
+}
+
+/*
+ * commerce.lock_idempotency_key(user_id bigint, key text) RETURNS void: the
+ * lock place_order takes for (user, key), for commerce.keyed_call.
+ */
+PG_FUNCTION_INFO_V1(pg_commerce_lock_idempotency_key);
+Datum
+pg_commerce_lock_idempotency_key(PG_FUNCTION_ARGS)
+{
+	int64		user_id = PG_GETARG_INT64(0);
+	text	   *key = PG_GETARG_TEXT_PP(1);
+
+	pg_commerce_lock_user_key(user_id, key);
+	PG_RETURN_VOID();
 }

@@ -44,7 +44,7 @@ static jwt_alg_t accepted_alg;
 
 /* ---- the per-thread cache of verified tokens ----------------------------- */
 
-#define AUTH_CACHE_SLOTS 16384	/* a power of two; about 4 MiB per thread when full */
+#define AUTH_CACHE_SLOTS 65536	/* a power of two: 3.5 MiB of slots per thread, plus the tokens */
 
 typedef struct cached_token {
 	uint64_t hash;

@@ -566,6 +566,36 @@ rows_reply_single(call_t *call, PGresult *res)
 	call_reply_json(call, call->ok_status, obj);
 }
 
+/*
+ * The answer commerce.keyed_call gives: (status, body, replayed), the body
+ * being the stored JSON text; it is parsed and written out like every other
+ * answer, so a replay is byte for byte the first answer.
+ */
+void
+rows_reply_keyed(call_t *call, PGresult *res)
+{
+	json_t *body;
+	int status;
+
+	if (PQntuples(res) != 1 || PQnfields(res) != 3 ||
+		(body = json_loads(PQgetvalue(res, 0, 1), 0, NULL)) == NULL) {
+		commerce_log("%s: keyed_call gave no answer to parse", route_labels[call->route]);
+		call_reply_error(call, 500, "INTERNAL", "unexpected answer from the database");
+		return;
+	}
+	status = atoi(PQgetvalue(res, 0, 0));
+	if (strcmp(PQgetvalue(res, 0, 2), "t") == 0)
+		h2o_add_header_by_str(&call->req->pool, &call->req->res.headers, H2O_STRLIT("idempotent-replayed"), 0,
+							  NULL, H2O_STRLIT("true"));
+	if (call->route == ROUTE_COUPONS_ISSUE && status == 409) {
+		const char *code = json_string_value(json_object_get(json_object_get(body, "error"), "code"));
+
+		if (code != NULL && strcmp(code, error_rows[ERROR_INDEX_COUPON_ALREADY_ISSUED].code) == 0)
+			metrics_count_coupon_duplicate(&call->worker->metrics);
+	}
+	call_reply_json(call, status, body);
+}
+
 void
 rows_reply_list(call_t *call, PGresult *res)
 {

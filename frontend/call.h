@@ -61,5 +61,7 @@ void call_query(call_t *call, db_statement_t stmt, int nparams, const char *cons
 json_t *row_to_object(PGresult *res, int row);
 void rows_reply_single(call_t *call, PGresult *res);
 void rows_reply_list(call_t *call, PGresult *res);
+/* commerce.keyed_call's (status, body, replayed) as the answer. */
+void rows_reply_keyed(call_t *call, PGresult *res);
 
 #endif

@@ -133,6 +133,51 @@ owner_filter(call_t *call, int_text_t buf)
 	return int_text(buf, call->caller.user_id);
 }
 
+/*
+ * Idempotency for charges, cancels and coupon issues (orders have their own,
+ * in place_order).  With an Idempotency-Key the call runs through
+ * commerce.keyed_call, which stores the first final answer (2xx or 4xx) with
+ * its effect, in one transaction, and gives it back to every later request
+ * with the key (Idempotent-Replayed: true).  Charges and cancels move money
+ * and get a generated key when they come without one, sent back in the
+ * Idempotency-Key header as for orders; a coupon issue is keyed only when
+ * the client sends a key (a flash sale's 9,000 refusals would otherwise each
+ * write and flush a row).
+ */
+static int
+call_key(call_t *call, int generate, char *out)
+{
+	int has = idempotency_key(call, out);
+
+	if (has == FIELD_ABSENT && generate)
+		has = generate_idempotency_key(call, out);
+	if (has == FIELD_OK)
+		call->idempotency_key = h2o_strdup(&call->req->pool, out, SIZE_MAX).base;
+	return has;
+}
+
+/* Runs operation(args) for user_id under key; args is stolen. */
+static void
+keyed_query(call_t *call, int64_t user_id, const char *key, const char *operation, json_t *args)
+{
+	int_text_t user_text;
+	const char *values[4];
+	char *args_text = args != NULL ? json_dumps(args, JSON_COMPACT) : NULL;
+
+	json_decref(args);
+	if (args_text == NULL) {
+		call_reply_error(call, 503, "UNAVAILABLE", "out of memory");
+		return;
+	}
+	values[0] = int_text(user_text, user_id);
+	values[1] = key;
+	values[2] = operation;
+	values[3] = args_text;
+	call->on_rows = rows_reply_keyed;
+	call_query(call, DB_STMT_KEYED_CALL, 4, values);
+	free(args_text);
+}
+
 /* Appends {"product_id":…,"quantity":…} for one validated item. */
 static int
 take_item(call_t *call, json_t *src, json_t *items, const char *where)
@@ -288,28 +333,23 @@ void
 handle_orders_cancel(call_t *call, h2o_iovec_t id)
 {
 	static const char *const keys[] = {"userId", NULL};
-	int_text_t order_text, user_text;
+	char key[IDEMPOTENCY_KEY_MAX + 1];
 	int64_t order_id, user_id;
-	const char *values[2];
 	json_t *body;
 
-	if (validate_path_id(call, id, "orderId", &order_id) == FIELD_ANSWERED)
+	if (validate_path_id(call, id, "orderId", &order_id) == FIELD_ANSWERED ||
+		call_key(call, 1, key) == FIELD_ANSWERED)
 		return;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
-	if (acting_user(call, body, &user_id) != FIELD_ANSWERED) {
-		values[0] = int_text(order_text, order_id);
-		values[1] = int_text(user_text, user_id);
-		add_extra(call, "orderId", order_id);
-		call->on_rows = rows_reply_single;
-		call_query(call, DB_STMT_CANCEL_ORDER, 2, values);
-	}
+	if (acting_user(call, body, &user_id) != FIELD_ANSWERED)
+		keyed_query(call, user_id, key, "cancel_order", json_pack("{s:I}", "order_id", (json_int_t) order_id));
 	json_decref(body);
 }
 
 /* {couponCode} instead of {couponId}: the code is how customers know a coupon */
 static void
-issue_coupon_by_code(call_t *call, json_t *body, int64_t user_id)
+issue_coupon_by_code(call_t *call, json_t *body, int64_t user_id, const char *key)
 {
 	int_text_t user_text;
 	const char *values[2];
@@ -320,6 +360,10 @@ issue_coupon_by_code(call_t *call, json_t *body, int64_t user_id)
 	}
 	if (validate_text(call, body, "couponCode", 1, 1, 64, &values[1]) == FIELD_ANSWERED)
 		return;
+	if (key != NULL) {
+		keyed_query(call, user_id, key, "issue_coupon_by_code", json_pack("{s:s}", "code", values[1]));
+		return;
+	}
 	values[0] = int_text(user_text, user_id);
 	add_extra(call, "userId", user_id);
 	call->extra_status = "issued";
@@ -333,12 +377,18 @@ void
 handle_coupons_issue(call_t *call, h2o_iovec_t id)
 {
 	static const char *const keys[] = {"userId", "couponId", "couponCode", NULL};
+	char key_buf[IDEMPOTENCY_KEY_MAX + 1];
+	const char *key;
 	int_text_t user_text, coupon_text;
 	int64_t user_id, coupon_id;
 	const char *values[2];
 	json_t *body;
+	int has_key;
 
 	(void) id;
+	if ((has_key = call_key(call, 0, key_buf)) == FIELD_ANSWERED)
+		return;
+	key = has_key == FIELD_OK ? key_buf : NULL;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
 	if (acting_user(call, body, &user_id) == FIELD_ANSWERED) {
@@ -346,11 +396,15 @@ handle_coupons_issue(call_t *call, h2o_iovec_t id)
 		return;
 	}
 	if (json_object_get(body, "couponCode") != NULL) {
-		issue_coupon_by_code(call, body, user_id);
+		issue_coupon_by_code(call, body, user_id, key);
 		json_decref(body);
 		return;
 	}
-	if (validate_id(call, body, "couponId", 1, &coupon_id) != FIELD_ANSWERED) {
+	if (validate_id(call, body, "couponId", 1, &coupon_id) == FIELD_ANSWERED) {
+		/* answered: 400 naming couponId */
+	} else if (key != NULL) {
+		keyed_query(call, user_id, key, "issue_coupon", json_pack("{s:I}", "coupon_id", (json_int_t) coupon_id));
+	} else {
 		values[0] = int_text(user_text, user_id);
 		values[1] = int_text(coupon_text, coupon_id);
 		/* for the 201 body, and for call.c's log line when the user already holds it */
@@ -456,22 +510,16 @@ void
 handle_balance_charge(call_t *call, h2o_iovec_t id)
 {
 	static const char *const keys[] = {"amount", NULL};
-	int_text_t user_text, amount_text;
+	char key[IDEMPOTENCY_KEY_MAX + 1];
 	int64_t user_id, amount;
-	const char *values[2];
 	json_t *body;
 
-	if (path_user(call, id, &user_id) == FIELD_ANSWERED)
+	if (path_user(call, id, &user_id) == FIELD_ANSWERED || call_key(call, 1, key) == FIELD_ANSWERED)
 		return;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
-	if (validate_integer(call, body, "amount", 1, 1, INT64_MAX, &amount) != FIELD_ANSWERED) {
-		values[0] = int_text(user_text, user_id);
-		values[1] = int_text(amount_text, amount);
-		add_extra(call, "userId", user_id);
-		call->on_rows = rows_reply_single;
-		call_query(call, DB_STMT_CHARGE_BALANCE, 2, values);
-	}
+	if (validate_integer(call, body, "amount", 1, 1, INT64_MAX, &amount) != FIELD_ANSWERED)
+		keyed_query(call, user_id, key, "charge_balance", json_pack("{s:I}", "amount", (json_int_t) amount));
 	json_decref(body);
 }
 

@@ -60,6 +60,8 @@
 	  ISO_TIME("cancelled_at") " AS cancelled_at, " \
 	  "coalesce(items, '[]'::pg_catalog.jsonb) AS items " \
 	  "FROM commerce.user_orders($1, $2, $3)", 3) \
+	X(KEYED_CALL, \
+	  "SELECT status, body, replayed FROM commerce.keyed_call($1, $2, $3, $4::pg_catalog.jsonb)", 4) \
 	X(GET_BALANCE, "SELECT commerce.get_balance($1) AS balance", 1) \
 	X(CHARGE_BALANCE, "SELECT commerce.charge_balance($1, $2) AS balance", 2) \
 	/* \

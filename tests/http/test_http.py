@@ -1342,6 +1342,92 @@ class AdminRoutesTest(unittest.TestCase, SanitizerCheck):
         self.assertIn("permission denied for function create_product", out.stderr)
 
 
+class IdempotencyTest(unittest.TestCase):
+    """Charges, cancels and coupon issues with an Idempotency-Key: the first
+    final answer is stored with its effect and replayed byte for byte with
+    Idempotent-Replayed: true; another request with the key is 422."""
+
+    def keyed(self, path, body, key, token):
+        return post(path, body, token=token, headers={"Idempotency-Key": key})
+
+    def balance(self, uid):
+        return int(psql_value(f"SELECT balance FROM commerce.users WHERE id = {uid}"))
+
+    def test_charge_replayed_once(self):
+        uid = new_user(balance=0)
+        token, key, path = customer(uid), unique("charge"), f"/api/users/{uid}/balance/charge"
+        first = self.keyed(path, {"amount": 700}, key, token)
+        again = self.keyed(path, {"amount": 700}, key, token)
+        self.assertEqual((first.status, first.json), (200, {"userId": uid, "balance": 700}), first)
+        self.assertEqual((again.status, again.raw), (first.status, first.raw))
+        self.assertNotIn("idempotent-replayed", first.headers)
+        self.assertEqual(again.headers.get("idempotent-replayed"), "true")
+        self.assertEqual(again.headers.get("idempotency-key"), key)
+        self.assertEqual(self.balance(uid), 700)
+        other = self.keyed(path, {"amount": 701}, key, token)
+        self.assertEqual((other.status, other.code), (422, "IDEMPOTENCY_MISMATCH"), other)
+        self.assertEqual(self.balance(uid), 700)
+        # the same key text of another user is another key
+        uid2 = new_user(balance=0)
+        r = self.keyed(f"/api/users/{uid2}/balance/charge", {"amount": 700}, key, customer(uid2))
+        self.assertEqual((r.status, "idempotent-replayed" in r.headers), (200, False))
+
+    def test_a_charge_without_a_key_gets_one(self):
+        uid = new_user(balance=0)
+        r = post(f"/api/users/{uid}/balance/charge", {"amount": 5}, token=customer(uid))
+        self.assertEqual(r.status, 200)
+        self.assertRegex(r.headers.get("idempotency-key", ""), r"^auto-[0-9a-f]{32}$")
+        # the generated key replays like a client's
+        again = self.keyed(f"/api/users/{uid}/balance/charge", {"amount": 5}, r.headers["idempotency-key"], customer(uid))
+        self.assertEqual((again.raw, again.headers.get("idempotent-replayed")), (r.raw, "true"))
+        self.assertEqual(self.balance(uid), 5)
+
+    def test_refusals_are_final_answers(self):
+        uid = new_user(balance=0)
+        token, key = customer(uid), unique("cancel")
+        first = self.keyed("/api/orders/999999999/cancel", None, key, token)
+        self.assertEqual((first.status, first.code), (404, "NOT_FOUND"))
+        again = self.keyed("/api/orders/999999999/cancel", None, key, token)
+        self.assertEqual((again.status, again.raw, again.headers.get("idempotent-replayed")),
+                         (404, first.raw, "true"))
+        # a malformed request is not: nothing was run, nothing stored
+        r = self.keyed(f"/api/users/{uid}/balance/charge", {"amount": "5"}, unique("bad"), token)
+        self.assertEqual(r.status, 400)
+        self.assertEqual(psql_value(f"SELECT count(*) FROM commerce.idempotency_keys WHERE user_id = {uid}"), "1")
+
+    def test_cancel_and_coupon(self):
+        uid, pid, cid = new_user(), new_product(stock=3), new_coupon(quantity=5)
+        token = customer(uid)
+        oid = post("/api/orders", {"productId": pid, "quantity": 1}, token=token).json["orderId"]
+        key = unique("cancel")
+        first = self.keyed(f"/api/orders/{oid}/cancel", None, key, token)
+        self.assertEqual((first.status, first.json), (200, {"orderId": oid, "status": "cancelled"}))
+        again = self.keyed(f"/api/orders/{oid}/cancel", None, key, token)
+        self.assertEqual((again.raw, again.headers.get("idempotent-replayed")), (first.raw, "true"))
+        self.assertEqual(get(f"/api/users/{uid}/balance", token=token).json["balance"], 1_000_000)
+        # a coupon issue with a key replays its 201 instead of answering 409
+        key = unique("issue")
+        first = self.keyed("/api/coupons/issue", {"couponId": cid}, key, token)
+        again = self.keyed("/api/coupons/issue", {"couponId": cid}, key, token)
+        self.assertEqual((first.status, again.status, again.raw), (201, 201, first.raw))
+        self.assertEqual(list(first.json), ["issuedCouponId", "couponId", "userId", "status"])
+        unkeyed = post("/api/coupons/issue", {"couponId": cid}, token=token)
+        self.assertEqual((unkeyed.status, unkeyed.code), (409, "COUPON_ALREADY_ISSUED"))
+        self.assertNotIn("idempotency-key", unkeyed.headers)     # issues get no generated key
+        by_code = self.keyed("/api/coupons/issue", {"couponCode": psql_value(
+            f"SELECT code FROM commerce.coupons WHERE id = {cid}")}, unique("code"), customer(new_user()))
+        self.assertEqual(by_code.status, 201, by_code)
+
+    def test_the_same_key_twice_at_once(self):
+        uid = new_user(balance=0)
+        token, key, path = customer(uid), unique("race"), f"/api/users/{uid}/balance/charge"
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            answers = list(ex.map(lambda _: self.keyed(path, {"amount": 300}, key, token), range(8)))
+        self.assertEqual({(a.status, a.raw) for a in answers}, {(200, answers[0].raw)})
+        self.assertEqual(sum(1 for a in answers if "idempotent-replayed" not in a.headers), 1)
+        self.assertEqual(self.balance(uid), 300)
+
+
 class MediaTypeTest(unittest.TestCase):
     """A request body must be application/json (415 otherwise)."""
 

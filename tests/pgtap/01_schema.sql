@@ -8,7 +8,7 @@
 
 BEGIN;
 SET LOCAL search_path = public;
-SELECT plan(88);
+SELECT plan(89);
 
 ------------------------------------------------------------------------------
 -- Tables and columns
@@ -26,7 +26,7 @@ $$, $$
 $$, 'every table and sequence of schema commerce is dumped with its data');
 SELECT tables_are('commerce', ARRAY[
 	'users', 'wallet_ledger', 'products', 'stock_buckets', 'coupons', 'coupon_buckets',
-	'orders', 'order_items', 'issued_coupons', 'payments', 'outbox', 'sales_stats']);
+	'orders', 'order_items', 'issued_coupons', 'payments', 'outbox', 'sales_stats', 'idempotency_keys']);
 
 SELECT columns_are('commerce', 'users', ARRAY['id', 'name', 'balance', 'created_at']);
 SELECT columns_are('commerce', 'wallet_ledger',
@@ -49,6 +49,8 @@ SELECT columns_are('commerce', 'payments',
 SELECT columns_are('commerce', 'outbox', ARRAY['id', 'event_type', 'aggregate_id', 'payload',
 	'created_at', 'claimed_until', 'acked_at']);
 SELECT columns_are('commerce', 'sales_stats', ARRAY['hour', 'product_id', 'slot', 'quantity']);
+SELECT columns_are('commerce', 'idempotency_keys',
+	ARRAY['user_id', 'key', 'request', 'status', 'body', 'created_at']);
 
 -- SPEC §3: money is bigint, ids are bigint, timestamps are timestamptz.
 SELECT is_empty($$

@@ -7,7 +7,7 @@
 
 BEGIN;
 SET LOCAL search_path = public;
-SELECT plan(81);
+SELECT plan(83);
 
 -- Every function a role may execute, with the roles that may: the customer
 -- API (SPEC §4's calls of customers), operators (catalog, stock, coupons,
@@ -28,6 +28,8 @@ INSERT INTO api_functions VALUES
 	('commerce.user_coupons(bigint)', false, '{commerce_api,commerce_operator}'),
 	('commerce.issue_coupon(bigint,bigint)', true, '{commerce_api}'),
 	('commerce.issue_coupon_by_code(bigint,text)', true, '{commerce_api}'),
+	('commerce.keyed_call(bigint,text,text,jsonb)', true, '{commerce_api}'),
+	('commerce.purge_idempotency_keys()', true, '{commerce_operator}'),
 	('commerce.get_coupon(bigint)', false, '{commerce_operator}'),
 	('commerce.user_orders(bigint,integer,bigint)', false, '{commerce_api,commerce_operator}'),
 	('commerce.decrement_stock(bigint,integer)', true, '{commerce_operator}'),
@@ -156,14 +158,16 @@ SELECT is_empty($$
 	  AND p.oid::regprocedure::text IN (SELECT signature FROM api_functions WHERE writes)
 $$, 'no function that writes is declared STABLE or IMMUTABLE');
 
--- commerce.raise and commerce.require_read_committed only raise; stock_put_back (cancel_order's helper) writes
+-- commerce.raise and commerce.require_read_committed only raise and
+-- commerce.lock_idempotency_key only locks; stock_put_back (cancel_order's helper) writes
 -- and, although only its owner may execute it, is SECURITY DEFINER too.
 SELECT is_empty($$
 	SELECT p.oid::regprocedure::text FROM pg_proc p
 	WHERE p.pronamespace = 'commerce'::regnamespace AND p.provolatile = 'v' AND NOT p.prosecdef
 	  AND p.oid NOT IN ('commerce.raise(text,text,text,text)'::regprocedure,
-	                    'commerce.require_read_committed(text)'::regprocedure)
-$$, 'every volatile function of commerce (all of them write, except the two that raise) is SECURITY DEFINER');
+	                    'commerce.require_read_committed(text)'::regprocedure,
+	                    'commerce.lock_idempotency_key(bigint,text)'::regprocedure)
+$$, 'every volatile function of commerce (all of them write, except those that raise or lock) is SECURITY DEFINER');
 
 ------------------------------------------------------------------------------
 -- The same, by behaviour

@@ -33,3 +33,42 @@ SELECT * FROM commerce.issue_coupon_by_code(:lister, NULL);
 SELECT code, name, discount_type, discount_value, total_quantity, remaining, valid_until
 FROM commerce.get_coupon(:by_code);
 SELECT * FROM commerce.get_coupon(99999);
+
+-- keyed_call: the first final answer of (user, key) is stored with its
+-- effect and given back to every later request with the key
+SELECT commerce.create_user('keyed') AS keyed \gset
+SELECT status, body, replayed FROM commerce.keyed_call(:keyed, 'k-1', 'charge_balance', '{"amount": 700}');
+SELECT status, body, replayed FROM commerce.keyed_call(:keyed, 'k-1', 'charge_balance', '{"amount": 700}');
+SELECT commerce.get_balance(:keyed) AS charged_once;
+SELECT * FROM commerce.keyed_call(:keyed, 'k-1', 'charge_balance', '{"amount": 701}');
+SELECT * FROM commerce.keyed_call(:keyed, 'k-1', 'issue_coupon', '{"coupon_id": 1}');
+-- a refusal is a final answer too, and is replayed as it was
+SELECT status, body, replayed FROM commerce.keyed_call(:keyed, 'k-2', 'charge_balance', '{"amount": 0}');
+SELECT status, body, replayed FROM commerce.keyed_call(:keyed, 'k-2', 'charge_balance', '{"amount": 0}');
+SELECT status, body FROM commerce.keyed_call(99999, 'k-3', 'charge_balance', '{"amount": 5}');
+-- the other operations
+SELECT status, body FROM commerce.keyed_call(:keyed, 'k-4', 'issue_coupon_by_code', '{"code": "BY-CODE"}');
+SELECT status, body, replayed FROM commerce.keyed_call(:keyed, 'k-4', 'issue_coupon_by_code', '{"code": "BY-CODE"}');
+SELECT commerce.charge_balance(:keyed, 10000) AS charged_plain;
+SELECT order_id AS keyed_order FROM commerce.place_order(:keyed, format('[{"product_id": %s, "quantity": 1}]', :item)::jsonb) \gset
+SELECT status, body = format('{"orderId" : %s, "status" : "cancelled"}', :keyed_order) AS cancelled
+FROM commerce.keyed_call(:keyed, 'k-5', 'cancel_order', format('{"order_id": %s}', :keyed_order)::jsonb);
+SELECT status, replayed FROM commerce.keyed_call(:keyed, 'k-5', 'cancel_order', format('{"order_id": %s}', :keyed_order)::jsonb);
+SELECT * FROM commerce.keyed_call(:keyed, 'k-6', 'drop_table', '{}');
+SELECT * FROM commerce.keyed_call(:keyed, '', 'charge_balance', '{"amount": 1}');
+SELECT count(*) AS answers_kept FROM commerce.idempotency_keys WHERE user_id = :keyed;
+-- an answer older than pg_commerce.idempotency_ttl is forgotten: the key runs again
+SHOW pg_commerce.idempotency_ttl;
+UPDATE commerce.idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'k-1';
+SELECT status, body, replayed FROM commerce.keyed_call(:keyed, 'k-1', 'charge_balance', '{"amount": 700}');
+SELECT commerce.get_balance(:keyed) AS charged_again;
+UPDATE commerce.idempotency_keys SET created_at = now() - interval '25 hours' WHERE key IN ('k-2', 'k-4');
+SELECT commerce.purge_idempotency_keys() AS purged;
+SET pg_commerce.idempotency_ttl = '1s';
+SELECT pg_sleep(1.1);
+SELECT commerce.purge_idempotency_keys() AS purged_at_one_second;
+RESET pg_commerce.idempotency_ttl;
+
+-- an order whose total would pass bigint's range cannot be paid by any wallet
+SELECT commerce.create_product('priceless', 9000000000000000000, 5) AS priceless \gset
+SELECT * FROM commerce.place_order(:keyed, format('[{"product_id": %s, "quantity": 2}]', :priceless)::jsonb);
