@@ -177,13 +177,16 @@ order_sql() {
 }
 item() { printf '{"product_id": %d, "quantity": %d}' "$1" "$2"; }
 
-# gen_shop USERS PRODUCTS: users with two charges each, products with 1, 4,
+# gen_shop USERS PRODUCTS: users with three charges each (one keyed), products with 1, 4,
 # the default 8 and 32 buckets (stock recorded in invariant_input), coupons
 gen_shop() {
 	local users=$1 products=$2 i price buckets
 	echo "SELECT count(commerce.create_user('user-' || g)) FROM generate_series(1, $users) g;"
 	echo "SELECT count(commerce.charge_balance(g, 250000 + g)) FROM generate_series(1, $users) g;"
 	echo "SELECT count(commerce.charge_balance(g, 150000)) FROM generate_series(1, $users) g;"
+	# a third top-up with an Idempotency-Key, as commerce-http sends charges: stored answers
+	echo "SELECT count(*) FROM generate_series(1, $users) g," \
+	     "commerce.keyed_call(g, 'topup-' || g, 'charge_balance', jsonb_build_object('amount', 1000));"
 	for i in $(seq 1 "$products"); do
 		price=$((i * 1700 % 15000 + 3000))
 		[ "$i" -eq 1 ] && price=30000
