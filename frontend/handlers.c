@@ -245,14 +245,11 @@ handle_orders_create(call_t *call, h2o_iovec_t id)
 	const char *values[4];
 	json_t *body, *items = NULL;
 	char *items_text;
-	int has_coupon, has_key;
+	int has_coupon;
 
 	(void) id;
-	if ((has_key = idempotency_key(call, key)) == FIELD_ANSWERED)
+	if (call_key(call, 1, key) == FIELD_ANSWERED)
 		return;
-	if (has_key == FIELD_ABSENT && (has_key = generate_idempotency_key(call, key)) == FIELD_ANSWERED)
-		return;
-	call->idempotency_key = h2o_strdup(&call->req->pool, key, SIZE_MAX).base;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
 	if (acting_user(call, body, &user_id) == FIELD_ANSWERED ||

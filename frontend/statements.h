@@ -23,6 +23,14 @@
 /* a timestamptz column as ISO 8601 text (NULL stays NULL) */
 #define ISO_TIME(column) "pg_catalog.to_json(" column ") OPERATOR(pg_catalog.#>>) '{}'"
 
+/* an order as GET /api/orders/{id} and the order listing answer it */
+#define ORDER_COLUMNS \
+	"SELECT order_id, user_id, status, total_amount, discount_amount, paid_amount, " \
+	"coupon_id, issued_coupon_id, " \
+	ISO_TIME("created_at") " AS created_at, " \
+	ISO_TIME("cancelled_at") " AS cancelled_at, " \
+	"coalesce(items, '[]'::pg_catalog.jsonb) AS items "
+
 #define DB_STATEMENT_TABLE(X) \
 	X(PING, "SELECT 1 AS ok", 0) \
 	X(GET_PRODUCT, \
@@ -36,11 +44,7 @@
 	  "FROM commerce.place_order($1, $2::pg_catalog.jsonb, $3, $4)", 4) \
 	X(CANCEL_ORDER, "SELECT commerce.cancel_order($1, $2) AS status", 2) \
 	X(GET_ORDER, \
-	  "SELECT order_id, user_id, status, total_amount, discount_amount, paid_amount, " \
-	  "coupon_id, issued_coupon_id, " \
-	  ISO_TIME("created_at") " AS created_at, " \
-	  ISO_TIME("cancelled_at") " AS cancelled_at, " \
-	  "coalesce(items, '[]'::pg_catalog.jsonb) AS items " \
+	  ORDER_COLUMNS \
 	  "FROM commerce.get_order($1) " \
 	  "WHERE $2::pg_catalog.int8 IS NULL OR user_id OPERATOR(pg_catalog.=) $2", 2) \
 	X(ISSUE_COUPON, "SELECT commerce.issue_coupon($1, $2) AS issued_coupon_id", 2) \
@@ -54,11 +58,7 @@
 	X(ISSUE_COUPON_BY_CODE, \
 	  "SELECT issued_coupon_id, coupon_id FROM commerce.issue_coupon_by_code($1, $2)", 2) \
 	X(USER_ORDERS, \
-	  "SELECT order_id, user_id, status, total_amount, discount_amount, paid_amount, " \
-	  "coupon_id, issued_coupon_id, " \
-	  ISO_TIME("created_at") " AS created_at, " \
-	  ISO_TIME("cancelled_at") " AS cancelled_at, " \
-	  "coalesce(items, '[]'::pg_catalog.jsonb) AS items " \
+	  ORDER_COLUMNS \
 	  "FROM commerce.user_orders($1, $2, $3)", 3) \
 	X(KEYED_CALL, \
 	  "SELECT status, body, replayed FROM commerce.keyed_call($1, $2, $3, $4::pg_catalog.jsonb)", 4) \
