@@ -8,7 +8,7 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 
 # The one version string; extension/pg_commerce.control and META.json must
 # agree with it (tests/check-version.sh checks).
-EXTVERSION = 0.5.0
+EXTVERSION = 0.6.0
 
 MODULE_big = pg_commerce
 OBJS = \

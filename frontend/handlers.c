@@ -134,21 +134,26 @@ owner_filter(call_t *call, int_text_t buf)
 }
 
 /*
- * Idempotency for charges, cancels and coupon issues (orders have their own,
- * in place_order).  With an Idempotency-Key the call runs through
- * commerce.keyed_call, which stores the first final answer (2xx or 4xx) with
- * its effect, in one transaction, and gives it back to every later request
- * with the key (Idempotent-Replayed: true).  Charges and cancels move money
- * and get a generated key when they come without one, sent back in the
- * Idempotency-Key header as for orders; a coupon issue is keyed only when
- * the client sends a key (a flash sale's 9,000 refusals would otherwise each
- * write and flush a row).
+ * Idempotency.  With the client's Idempotency-Key a write runs through
+ * commerce.keyed_call (customers) or commerce.operator_call (operators),
+ * which store the first final answer (2xx or 4xx) with its effect, in one
+ * transaction, and give it back to every later request with the key
+ * (Idempotent-Replayed: true).  Orders, charges and cancels move money and
+ * get a generated key when they come without one, sent back in the
+ * Idempotency-Key header; a charge or a cancel runs through keyed_call
+ * with it, an order through place_order's own key on the order (a retry
+ * finds a committed order, a refusal is not stored): a flash sale's 4,900
+ * refused orders and 9,000 refused coupon issues would otherwise each write
+ * and flush a row.  A coupon issue is keyed only when the client sends a
+ * key.  *generated (when not NULL) tells which key the caller got.
  */
 static int
-call_key(call_t *call, int generate, char *out)
+call_key(call_t *call, int generate, char *out, int *generated)
 {
 	int has = idempotency_key(call, out);
 
+	if (generated != NULL)
+		*generated = has == FIELD_ABSENT && generate;
 	if (has == FIELD_ABSENT && generate)
 		has = generate_idempotency_key(call, out);
 	if (has == FIELD_OK)
@@ -156,9 +161,14 @@ call_key(call_t *call, int generate, char *out)
 	return has;
 }
 
-/* Runs operation(args) for user_id under key; args is stolen. */
+/*
+ * Runs operation(args) under key (NULL: unkeyed, operator_call only) for
+ * user_id, through statement (DB_STMT_KEYED_CALL or DB_STMT_OPERATOR_CALL);
+ * args is stolen.
+ */
 static void
-keyed_query(call_t *call, int64_t user_id, const char *key, const char *operation, json_t *args)
+keyed_query(call_t *call, db_statement_t statement, int64_t user_id, const char *key,
+			const char *operation, json_t *args)
 {
 	int_text_t user_text;
 	const char *values[4];
@@ -174,7 +184,7 @@ keyed_query(call_t *call, int64_t user_id, const char *key, const char *operatio
 	values[2] = operation;
 	values[3] = args_text;
 	call->on_rows = rows_reply_keyed;
-	call_query(call, DB_STMT_KEYED_CALL, 4, values);
+	call_query(call, statement, 4, values);
 	free(args_text);
 }
 
@@ -245,10 +255,10 @@ handle_orders_create(call_t *call, h2o_iovec_t id)
 	const char *values[4];
 	json_t *body, *items = NULL;
 	char *items_text;
-	int has_coupon;
+	int has_coupon, generated;
 
 	(void) id;
-	if (call_key(call, 1, key) == FIELD_ANSWERED)
+	if (call_key(call, 1, key, &generated) == FIELD_ANSWERED)
 		return;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
@@ -295,11 +305,21 @@ handle_orders_create(call_t *call, h2o_iovec_t id)
 		}
 		json_decref(single);
 	}
-	items_text = json_dumps(items, JSON_COMPACT);
+	if (!generated) {
+		/* the client's key: the first answer is stored, a refusal included */
+		keyed_query(call, DB_STMT_KEYED_CALL, user_id, key, "place_order",
+					json_pack("{s:O,s:o}", "items", items, "coupon_id",
+							  has_coupon == FIELD_OK ? json_integer(coupon_id) : json_null()));
+		goto done;
+	}
+	if ((items_text = json_dumps(items, JSON_COMPACT)) == NULL) {
+		call_reply_error(call, 503, "UNAVAILABLE", "out of memory");
+		goto done;
+	}
 	values[0] = int_text(user_text, user_id);
 	values[1] = items_text;
 	values[2] = has_coupon == FIELD_OK ? int_text(coupon_text, coupon_id) : NULL;
-	values[3] = key;			/* the client's or a generated one */
+	values[3] = key;			/* generated: stored on the order if it is placed */
 	call->on_rows = rows_reply_single;
 	call->ok_status = 201;
 	call_query(call, DB_STMT_PLACE_ORDER, 4, values);
@@ -335,12 +355,13 @@ handle_orders_cancel(call_t *call, h2o_iovec_t id)
 	json_t *body;
 
 	if (validate_path_id(call, id, "orderId", &order_id) == FIELD_ANSWERED ||
-		call_key(call, 1, key) == FIELD_ANSWERED)
+		call_key(call, 1, key, NULL) == FIELD_ANSWERED)
 		return;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
 	if (acting_user(call, body, &user_id) != FIELD_ANSWERED)
-		keyed_query(call, user_id, key, "cancel_order", json_pack("{s:I}", "order_id", (json_int_t) order_id));
+		keyed_query(call, DB_STMT_KEYED_CALL, user_id, key, "cancel_order",
+					json_pack("{s:I}", "order_id", (json_int_t) order_id));
 	json_decref(body);
 }
 
@@ -358,7 +379,7 @@ issue_coupon_by_code(call_t *call, json_t *body, int64_t user_id, const char *ke
 	if (validate_text(call, body, "couponCode", 1, 1, 64, &values[1]) == FIELD_ANSWERED)
 		return;
 	if (key != NULL) {
-		keyed_query(call, user_id, key, "issue_coupon_by_code", json_pack("{s:s}", "code", values[1]));
+		keyed_query(call, DB_STMT_KEYED_CALL, user_id, key, "issue_coupon_by_code", json_pack("{s:s}", "code", values[1]));
 		return;
 	}
 	values[0] = int_text(user_text, user_id);
@@ -383,7 +404,7 @@ handle_coupons_issue(call_t *call, h2o_iovec_t id)
 	int has_key;
 
 	(void) id;
-	if ((has_key = call_key(call, 0, key_buf)) == FIELD_ANSWERED)
+	if ((has_key = call_key(call, 0, key_buf, NULL)) == FIELD_ANSWERED)
 		return;
 	key = has_key == FIELD_OK ? key_buf : NULL;
 	if ((body = validate_body(call, keys)) == NULL)
@@ -400,7 +421,8 @@ handle_coupons_issue(call_t *call, h2o_iovec_t id)
 	if (validate_id(call, body, "couponId", 1, &coupon_id) == FIELD_ANSWERED) {
 		/* answered: 400 naming couponId */
 	} else if (key != NULL) {
-		keyed_query(call, user_id, key, "issue_coupon", json_pack("{s:I}", "coupon_id", (json_int_t) coupon_id));
+		keyed_query(call, DB_STMT_KEYED_CALL, user_id, key, "issue_coupon",
+					json_pack("{s:I}", "coupon_id", (json_int_t) coupon_id));
 	} else {
 		values[0] = int_text(user_text, user_id);
 		values[1] = int_text(coupon_text, coupon_id);
@@ -511,12 +533,13 @@ handle_balance_charge(call_t *call, h2o_iovec_t id)
 	int64_t user_id, amount;
 	json_t *body;
 
-	if (path_user(call, id, &user_id) == FIELD_ANSWERED || call_key(call, 1, key) == FIELD_ANSWERED)
+	if (path_user(call, id, &user_id) == FIELD_ANSWERED || call_key(call, 1, key, NULL) == FIELD_ANSWERED)
 		return;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
 	if (validate_integer(call, body, "amount", 1, 1, INT64_MAX, &amount) != FIELD_ANSWERED)
-		keyed_query(call, user_id, key, "charge_balance", json_pack("{s:I}", "amount", (json_int_t) amount));
+		keyed_query(call, DB_STMT_KEYED_CALL, user_id, key, "charge_balance",
+					json_pack("{s:I}", "amount", (json_int_t) amount));
 	json_decref(body);
 }
 
@@ -545,21 +568,45 @@ handle_user_orders(call_t *call, h2o_iovec_t id)
 
 /* ---- operator routes (--operator-db) -------------------------------------- */
 
+/*
+ * An operator's write runs through commerce.operator_call, which shapes the
+ * answer (the same with and without a key): under the client's
+ * Idempotency-Key when it sends one, the keys being the operator's (the
+ * token's sub; 0, anyone, with --auth none).  args is stolen.
+ */
+static void
+operator_write(call_t *call, const char *operation, json_t *args)
+{
+	char key[IDEMPOTENCY_KEY_MAX + 1];
+	int has_key = call_key(call, 0, key, NULL);
+
+	if (has_key == FIELD_ANSWERED) {
+		json_decref(args);
+		return;
+	}
+	keyed_query(call, DB_STMT_OPERATOR_CALL, call->caller.authenticated ? call->caller.user_id : 0,
+				has_key == FIELD_OK ? key : NULL, operation, args);
+}
+
+/* an optional integer field as JSON: null when absent */
+static json_t *
+optional_integer(int has, int64_t value)
+{
+	return has == FIELD_OK ? json_integer(value) : json_null();
+}
+
 void
 handle_admin_users_create(call_t *call, h2o_iovec_t id)
 {
 	static const char *const keys[] = {"name", NULL};
-	const char *values[1];
+	const char *name;
 	json_t *body;
 
 	(void) id;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
-	if (validate_text(call, body, "name", 1, 1, 200, &values[0]) != FIELD_ANSWERED) {
-		call->on_rows = rows_reply_single;
-		call->ok_status = 201;
-		call_query(call, DB_STMT_CREATE_USER, 1, values);
-	}
+	if (validate_text(call, body, "name", 1, 1, 200, &name) != FIELD_ANSWERED)
+		operator_write(call, "create_user", json_pack("{s:s}", "name", name));
 	json_decref(body);
 }
 
@@ -567,27 +614,23 @@ void
 handle_admin_products_create(call_t *call, h2o_iovec_t id)
 {
 	static const char *const keys[] = {"name", "price", "stock", "category", "buckets", NULL};
-	int_text_t price_text, stock_text, buckets_text;
 	int64_t price, stock, buckets;
 	int has_buckets;
-	const char *values[5] = {NULL, NULL, NULL, NULL, NULL};
+	const char *name, *category = NULL;
 	json_t *body;
 
 	(void) id;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
-	if (validate_text(call, body, "name", 1, 1, 200, &values[0]) != FIELD_ANSWERED &&
+	if (validate_text(call, body, "name", 1, 1, 200, &name) != FIELD_ANSWERED &&
 		validate_integer(call, body, "price", 1, 0, INT64_MAX, &price) != FIELD_ANSWERED &&
 		validate_integer(call, body, "stock", 1, 0, INT32_MAX, &stock) != FIELD_ANSWERED &&
-		validate_text(call, body, "category", 0, 1, 100, &values[3]) != FIELD_ANSWERED &&
-		(has_buckets = validate_integer(call, body, "buckets", 0, 1, 1024, &buckets)) != FIELD_ANSWERED) {
-		values[1] = int_text(price_text, price);
-		values[2] = int_text(stock_text, stock);
-		values[4] = has_buckets == FIELD_OK ? int_text(buckets_text, buckets) : NULL;
-		call->on_rows = rows_reply_single;
-		call->ok_status = 201;
-		call_query(call, DB_STMT_CREATE_PRODUCT, 5, values);
-	}
+		validate_text(call, body, "category", 0, 1, 100, &category) != FIELD_ANSWERED &&
+		(has_buckets = validate_integer(call, body, "buckets", 0, 1, 1024, &buckets)) != FIELD_ANSWERED)
+		operator_write(call, "create_product",
+					   json_pack("{s:s,s:I,s:I,s:s?,s:o}", "name", name, "price", (json_int_t) price,
+								 "stock", (json_int_t) stock, "category", category,
+								 "buckets", optional_integer(has_buckets, buckets)));
 	json_decref(body);
 }
 
@@ -595,21 +638,16 @@ void
 handle_admin_products_restock(call_t *call, h2o_iovec_t id)
 {
 	static const char *const keys[] = {"quantity", NULL};
-	int_text_t product_text, quantity_text;
 	int64_t product_id, quantity;
-	const char *values[2];
 	json_t *body;
 
 	if (validate_path_id(call, id, "productId", &product_id) == FIELD_ANSWERED)
 		return;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
-	if (validate_integer(call, body, "quantity", 1, 1, INT32_MAX, &quantity) != FIELD_ANSWERED) {
-		values[0] = int_text(product_text, product_id);
-		values[1] = int_text(quantity_text, quantity);
-		call->on_rows = rows_reply_single;
-		call_query(call, DB_STMT_RESTOCK, 2, values);
-	}
+	if (validate_integer(call, body, "quantity", 1, 1, INT32_MAX, &quantity) != FIELD_ANSWERED)
+		operator_write(call, "restock", json_pack("{s:I,s:I}", "product_id", (json_int_t) product_id,
+												  "quantity", (json_int_t) quantity));
 	json_decref(body);
 }
 
@@ -618,32 +656,29 @@ handle_admin_coupons_create(call_t *call, h2o_iovec_t id)
 {
 	static const char *const keys[] = {"code", "name", "discountType", "discountValue", "totalQuantity",
 		"validFrom", "validUntil", "minOrderAmount", "maxDiscount", NULL};
-	int_text_t value_text, quantity_text, min_text, max_text;
 	int64_t value, quantity, min_order, max_discount;
 	int has_min, has_max;
-	const char *values[9] = {NULL};
+	const char *code, *type, *valid_from = NULL, *valid_until = NULL, *name = NULL;
 	json_t *body;
 
 	(void) id;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
-	if (validate_text(call, body, "code", 1, 1, 64, &values[0]) != FIELD_ANSWERED &&
-		validate_text(call, body, "discountType", 1, 1, 16, &values[1]) != FIELD_ANSWERED &&
+	if (validate_text(call, body, "code", 1, 1, 64, &code) != FIELD_ANSWERED &&
+		validate_text(call, body, "discountType", 1, 1, 16, &type) != FIELD_ANSWERED &&
 		validate_integer(call, body, "discountValue", 1, 1, INT64_MAX, &value) != FIELD_ANSWERED &&
 		validate_integer(call, body, "totalQuantity", 1, 0, INT32_MAX, &quantity) != FIELD_ANSWERED &&
-		validate_timestamp(call, body, "validFrom", &values[4]) != FIELD_ANSWERED &&
-		validate_timestamp(call, body, "validUntil", &values[5]) != FIELD_ANSWERED &&
+		validate_timestamp(call, body, "validFrom", &valid_from) != FIELD_ANSWERED &&
+		validate_timestamp(call, body, "validUntil", &valid_until) != FIELD_ANSWERED &&
 		(has_min = validate_integer(call, body, "minOrderAmount", 0, 0, INT64_MAX, &min_order)) != FIELD_ANSWERED &&
 		(has_max = validate_integer(call, body, "maxDiscount", 0, 1, INT64_MAX, &max_discount)) != FIELD_ANSWERED &&
-		validate_text(call, body, "name", 0, 1, 200, &values[8]) != FIELD_ANSWERED) {
-		values[2] = int_text(value_text, value);
-		values[3] = int_text(quantity_text, quantity);
-		values[6] = has_min == FIELD_OK ? int_text(min_text, min_order) : NULL;
-		values[7] = has_max == FIELD_OK ? int_text(max_text, max_discount) : NULL;
-		call->on_rows = rows_reply_single;
-		call->ok_status = 201;
-		call_query(call, DB_STMT_CREATE_COUPON, 9, values);
-	}
+		validate_text(call, body, "name", 0, 1, 200, &name) != FIELD_ANSWERED)
+		operator_write(call, "create_coupon",
+					   json_pack("{s:s,s:s,s:I,s:I,s:s?,s:s?,s:o,s:o,s:s?}", "code", code, "discount_type", type,
+								 "discount_value", (json_int_t) value, "total_quantity", (json_int_t) quantity,
+								 "valid_from", valid_from, "valid_until", valid_until,
+								 "min_order_amount", optional_integer(has_min, min_order),
+								 "max_discount", optional_integer(has_max, max_discount), "name", name));
 	json_decref(body);
 }
 

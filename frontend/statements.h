@@ -42,7 +42,6 @@
 	X(PLACE_ORDER, \
 	  "SELECT order_id, status, total_amount, discount_amount, paid_amount " \
 	  "FROM commerce.place_order($1, $2::pg_catalog.jsonb, $3, $4)", 4) \
-	X(CANCEL_ORDER, "SELECT commerce.cancel_order($1, $2) AS status", 2) \
 	X(GET_ORDER, \
 	  ORDER_COLUMNS \
 	  "FROM commerce.get_order($1) " \
@@ -63,28 +62,9 @@
 	X(KEYED_CALL, \
 	  "SELECT status, body, replayed FROM commerce.keyed_call($1, $2, $3, $4::pg_catalog.jsonb)", 4) \
 	X(GET_BALANCE, "SELECT commerce.get_balance($1) AS balance", 1) \
-	X(CHARGE_BALANCE, "SELECT commerce.charge_balance($1, $2) AS balance", 2) \
-	/* \
-	 * The operator routes, run only on the --operator-db pool.  A STABLE \
-	 * reader in the same statement would not see the row the writer just \
-	 * made (it reads with the statement's snapshot), so the answers repeat \
-	 * what was stored, as the functions store it. \
-	 */ \
-	X(CREATE_USER, "SELECT commerce.create_user($1) AS id, $1::pg_catalog.text AS name", 1) \
-	X(CREATE_PRODUCT, \
-	  "SELECT commerce.create_product($1, $2, $3, $4, $5) AS id, $1::pg_catalog.text AS name, " \
-	  "$4::pg_catalog.text AS category, $2::pg_catalog.int8 AS price, $3::pg_catalog.int4 AS stock", 5) \
-	X(RESTOCK, "SELECT $1::pg_catalog.int8 AS product_id, commerce.restock($1, $2) AS stock", 2) \
-	X(CREATE_COUPON, \
-	  "SELECT commerce.create_coupon($1, $2, $3, $4, " \
-	  "coalesce($5::pg_catalog.timestamptz, pg_catalog.now()), $6, " \
-	  "coalesce($7::pg_catalog.int8, 0), $8, $9) AS id, " \
-	  "$1::pg_catalog.text AS code, coalesce($9::pg_catalog.text, $1) AS name, " \
-	  "$2::pg_catalog.text AS discount_type, $3::pg_catalog.int8 AS discount_value, " \
-	  "$8::pg_catalog.int8 AS max_discount, coalesce($7::pg_catalog.int8, 0) AS min_order_amount, " \
-	  "$4::pg_catalog.int4 AS total_quantity, " \
-	  ISO_TIME("coalesce($5::pg_catalog.timestamptz, pg_catalog.now())") " AS valid_from, " \
-	  ISO_TIME("$6::pg_catalog.timestamptz") " AS valid_until", 9)
+	/* the operator routes' writes, run only on the --operator-db pool */ \
+	X(OPERATOR_CALL, \
+	  "SELECT status, body, replayed FROM commerce.operator_call($1, $2, $3, $4::pg_catalog.jsonb)", 4)
 
 typedef enum db_statement {
 #define DB_STATEMENT_ENUM(name, sql, nparams) DB_STMT_##name,

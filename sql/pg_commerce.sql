@@ -219,9 +219,9 @@ CREATE TABLE commerce.sales_stats (
 );
 
 -- The first final answer (status and body, 4xx included) of each request
--- sent with an Idempotency-Key to a route other than orders (which keep
--- theirs in orders.idempotency_key), stored in the same transaction as the
--- request's effect by commerce.keyed_call.  No foreign key on user_id: a
+-- sent with an Idempotency-Key through commerce.keyed_call or operator_call,
+-- stored in the same transaction as the request's effect (a keyed order also
+-- keeps its key in orders.idempotency_key).  No foreign key on user_id: a
 -- request for a user that does not exist has an answer too (404).
 CREATE TABLE commerce.idempotency_keys (
 	user_id     bigint NOT NULL,
@@ -895,7 +895,7 @@ AS $$
 $$;
 
 ------------------------------------------------------------------------------
--- Idempotency for the routes other than orders
+-- Idempotency: keyed calls, customer and operator
 ------------------------------------------------------------------------------
 
 -- Takes the advisory lock of (user, key), the same one place_order takes for
@@ -906,17 +906,97 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'pg_commerce_lock_idempotency_key'
 LANGUAGE C VOLATILE STRICT;
 
--- Runs one customer operation under an Idempotency-Key, payment-API style:
--- the first final answer for (user, key) is stored with the effect, in the
--- same transaction, and every later request with the key gets that answer
--- back (replayed = true) without running again; the same key with another
--- request is IDEMPOTENCY_MISMATCH.  Final answers are successes and the
--- extension's own errors (SQLSTATE class PC, 4xx); anything else (a
--- deadlock, a lost connection, a cancel) stores nothing and is raised, so
--- the client's retry runs the operation again.  Answers older than
--- pg_commerce.idempotency_ttl count as absent (purge_idempotency_keys
--- deletes them).  The body is JSON text with the keys in the API's order.
-CREATE FUNCTION commerce.keyed_call(user_id bigint, key text, operation text, args jsonb)
+-- Runs one operation of the keyed calls and gives its final answer: the
+-- status and the JSON body the API answers, keys in the API's order.  Final
+-- answers are successes and the extension's own errors (SQLSTATE class PC,
+-- 4xx), whose effects are rolled back; anything else (a deadlock, a lost
+-- connection, a cancel) is raised.  The operation was checked by the
+-- caller (keyed_call, operator_call).  Internal: granted to no role
+-- (SECURITY DEFINER like every function that writes).
+CREATE FUNCTION commerce.final_answer(user_id bigint, key text, operation text, args jsonb,
+	OUT status integer, OUT body json)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	failed_state text;
+	failed_message text;
+BEGIN
+	BEGIN
+		CASE operation
+		WHEN 'place_order' THEN
+			SELECT 201, json_build_object('orderId', o.order_id, 'status', o.status,
+				'totalAmount', o.total_amount, 'discountAmount', o.discount_amount, 'paidAmount', o.paid_amount)
+			INTO status, body
+			FROM commerce.place_order(final_answer.user_id, args->'items', (args->>'coupon_id')::bigint,
+			                          final_answer.key) o;
+		WHEN 'charge_balance' THEN
+			status := 200;
+			body := json_build_object('userId', user_id,
+				'balance', commerce.charge_balance(user_id, (args->>'amount')::bigint));
+		WHEN 'cancel_order' THEN
+			status := 200;
+			body := json_build_object('orderId', (args->>'order_id')::bigint,
+				'status', commerce.cancel_order((args->>'order_id')::bigint, user_id));
+		WHEN 'issue_coupon' THEN
+			status := 201;
+			body := json_build_object('issuedCouponId', commerce.issue_coupon(user_id, (args->>'coupon_id')::bigint),
+				'couponId', (args->>'coupon_id')::bigint, 'userId', user_id, 'status', 'issued');
+		WHEN 'issue_coupon_by_code' THEN
+			SELECT 201, json_build_object('issuedCouponId', i.issued_coupon_id, 'couponId', i.coupon_id,
+			                              'userId', final_answer.user_id, 'status', 'issued')
+			INTO status, body
+			FROM commerce.issue_coupon_by_code(final_answer.user_id, args->>'code') i;
+		-- the operator's writes echo what they stored, as the functions store it
+		WHEN 'create_user' THEN
+			status := 201;
+			body := json_build_object('id', commerce.create_user(args->>'name'), 'name', args->>'name');
+		WHEN 'create_product' THEN
+			status := 201;
+			body := json_build_object('id', commerce.create_product(args->>'name', (args->>'price')::bigint,
+					(args->>'stock')::integer, args->>'category', (args->>'buckets')::integer),
+				'name', args->>'name', 'category', args->>'category',
+				'price', (args->>'price')::bigint, 'stock', (args->>'stock')::integer);
+		WHEN 'restock' THEN
+			status := 200;
+			body := json_build_object('productId', (args->>'product_id')::bigint,
+				'stock', commerce.restock((args->>'product_id')::bigint, (args->>'quantity')::integer));
+		WHEN 'create_coupon' THEN
+			status := 201;
+			body := json_build_object('id', commerce.create_coupon(args->>'code', args->>'discount_type',
+					(args->>'discount_value')::bigint, (args->>'total_quantity')::integer,
+					coalesce((args->>'valid_from')::timestamptz, now()), (args->>'valid_until')::timestamptz,
+					coalesce((args->>'min_order_amount')::bigint, 0), (args->>'max_discount')::bigint,
+					args->>'name'),
+				'code', args->>'code', 'name', coalesce(args->>'name', args->>'code'),
+				'discountType', args->>'discount_type', 'discountValue', (args->>'discount_value')::bigint,
+				'maxDiscount', (args->>'max_discount')::bigint,
+				'minOrderAmount', coalesce((args->>'min_order_amount')::bigint, 0),
+				'totalQuantity', (args->>'total_quantity')::integer,
+				'validFrom', coalesce((args->>'valid_from')::timestamptz, now()),
+				'validUntil', (args->>'valid_until')::timestamptz);
+		END CASE;				-- (no ELSE: the callers checked the operation)
+	EXCEPTION WHEN OTHERS THEN
+		GET STACKED DIAGNOSTICS failed_state = RETURNED_SQLSTATE, failed_message = MESSAGE_TEXT;
+		IF failed_state NOT LIKE 'PC4%' THEN
+			RAISE;				-- not a final answer
+		END IF;
+		SELECT e.http_status, json_build_object('error', json_build_object('code', e.code, 'message', failed_message))
+		INTO status, body
+		FROM commerce.error_codes() e WHERE e.sqlstate = failed_state;
+	END;
+END
+$$;
+
+-- The answer of (user, key), payment-API style: the first final answer is
+-- stored with the effect, in the same transaction, and every later request
+-- with the key gets that answer back (replayed = true) without running
+-- again; the same key with another request is IDEMPOTENCY_MISMATCH.  What
+-- final_answer raises stores nothing, so the client's retry runs the
+-- operation again.  Answers older than pg_commerce.idempotency_ttl count as
+-- absent (purge_idempotency_keys deletes them).  Internal: granted to no
+-- role.
+CREATE FUNCTION commerce.keyed_answer(user_id bigint, key text, operation text, args jsonb)
 RETURNS TABLE (status integer, body text, replayed boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -924,22 +1004,14 @@ AS $$
 DECLARE
 	request text := operation || ' ' || coalesce(args::text, 'null');	-- jsonb's text is canonical
 	stored commerce.idempotency_keys%ROWTYPE;
-	answer json;
-	answer_status integer;
-	failed_state text;
-	failed_message text;
+	answer record;
 BEGIN
 	IF key IS NULL OR length(key) NOT BETWEEN 1 AND 200 THEN
 		PERFORM commerce.raise('INVALID_ARGUMENT', 'idempotency_key must be 1 to 200 characters');
 	END IF;
-	-- a caller's mistake, not an answer to store
-	IF operation IS NULL OR operation NOT IN ('charge_balance', 'cancel_order', 'issue_coupon', 'issue_coupon_by_code') THEN
-		PERFORM commerce.raise('INVALID_ARGUMENT', 'unknown operation',
-			format('operation was %s.', coalesce(quote_literal(operation), 'null')));
-	END IF;
 	PERFORM commerce.lock_idempotency_key(user_id, key);
 	SELECT * INTO stored FROM commerce.idempotency_keys k
-	WHERE k.user_id = keyed_call.user_id AND k.key = keyed_call.key
+	WHERE k.user_id = keyed_answer.user_id AND k.key = keyed_answer.key
 	  AND k.created_at > now() - commerce.idempotency_ttl();
 	IF FOUND THEN
 		IF stored.request <> request THEN
@@ -949,42 +1021,58 @@ BEGIN
 		RETURN QUERY SELECT stored.status, stored.body, true;
 		RETURN;
 	END IF;
-
-	BEGIN
-		CASE operation
-		WHEN 'charge_balance' THEN
-			answer := json_build_object('userId', user_id,
-				'balance', commerce.charge_balance(user_id, (args->>'amount')::bigint));
-			answer_status := 200;
-		WHEN 'cancel_order' THEN
-			answer := json_build_object('orderId', (args->>'order_id')::bigint,
-				'status', commerce.cancel_order((args->>'order_id')::bigint, user_id));
-			answer_status := 200;
-		WHEN 'issue_coupon' THEN
-			answer := json_build_object('issuedCouponId', commerce.issue_coupon(user_id, (args->>'coupon_id')::bigint),
-				'couponId', (args->>'coupon_id')::bigint, 'userId', user_id, 'status', 'issued');
-			answer_status := 201;
-		WHEN 'issue_coupon_by_code' THEN
-			SELECT json_build_object('issuedCouponId', i.issued_coupon_id, 'couponId', i.coupon_id,
-			                         'userId', keyed_call.user_id, 'status', 'issued')
-			INTO answer FROM commerce.issue_coupon_by_code(keyed_call.user_id, args->>'code') i;
-			answer_status := 201;
-		END CASE;				-- (no ELSE: checked above)
-	EXCEPTION WHEN OTHERS THEN
-		GET STACKED DIAGNOSTICS failed_state = RETURNED_SQLSTATE, failed_message = MESSAGE_TEXT;
-		IF failed_state NOT LIKE 'PC4%' THEN
-			RAISE;				-- not a final answer: nothing is stored
-		END IF;
-		SELECT e.http_status, json_build_object('error', json_build_object('code', e.code, 'message', failed_message))
-		INTO answer_status, answer
-		FROM commerce.error_codes() e WHERE e.sqlstate = failed_state;
-	END;
+	SELECT * INTO answer FROM commerce.final_answer(user_id, key, operation, args);
 	-- an expired answer of the same key is replaced
 	INSERT INTO commerce.idempotency_keys AS k (user_id, key, request, status, body)
-	VALUES (keyed_call.user_id, keyed_call.key, request, answer_status, answer::text)
+	VALUES (keyed_answer.user_id, keyed_answer.key, request, answer.status, answer.body::text)
 	ON CONFLICT ON CONSTRAINT idempotency_keys_pkey DO UPDATE
 		SET request = excluded.request, status = excluded.status, body = excluded.body, created_at = now();
-	RETURN QUERY SELECT answer_status, answer::text, false;
+	RETURN QUERY SELECT answer.status, answer.body::text, false;
+END
+$$;
+
+-- A customer's operation under an Idempotency-Key (commerce-http sends
+-- charges, cancels, keyed coupon issues and orders with the client's own
+-- key through it): place_order, charge_balance, cancel_order, issue_coupon,
+-- issue_coupon_by_code, args as the functions' arguments by name.  Returns
+-- the answer, stored or new (keyed_answer).
+CREATE FUNCTION commerce.keyed_call(user_id bigint, key text, operation text, args jsonb)
+RETURNS TABLE (status integer, body text, replayed boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	-- a caller's mistake, not an answer to store
+	IF operation IS NULL OR operation NOT IN ('place_order', 'charge_balance', 'cancel_order',
+	                                          'issue_coupon', 'issue_coupon_by_code') THEN
+		PERFORM commerce.raise('INVALID_ARGUMENT', 'unknown operation',
+			format('operation was %s.', coalesce(quote_literal(operation), 'null')));
+	END IF;
+	RETURN QUERY SELECT * FROM commerce.keyed_answer(user_id, key, operation, args);
+END
+$$;
+
+-- An operator's write, under an Idempotency-Key when key is not null (the
+-- keys are the operator's, by operator_id, the admin token's sub):
+-- create_user, create_product, restock, create_coupon.  Every operator
+-- write of commerce-http goes through it, so that a write answers the same
+-- with and without a key.
+CREATE FUNCTION commerce.operator_call(operator_id bigint, key text, operation text, args jsonb)
+RETURNS TABLE (status integer, body text, replayed boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF operation IS NULL OR operation NOT IN ('create_user', 'create_product', 'restock', 'create_coupon') THEN
+		PERFORM commerce.raise('INVALID_ARGUMENT', 'unknown operation',
+			format('operation was %s.', coalesce(quote_literal(operation), 'null')));
+	END IF;
+	IF key IS NULL THEN
+		RETURN QUERY SELECT a.status, a.body::text, false
+		FROM commerce.final_answer(operator_id, NULL, operation, args) a;
+	ELSE
+		RETURN QUERY SELECT * FROM commerce.keyed_answer(operator_id, key, operation, args);
+	END IF;
 END
 $$;
 
@@ -1056,6 +1144,7 @@ GRANT EXECUTE ON FUNCTION
 	commerce.get_order(bigint),
 	commerce.user_orders(bigint, integer, bigint),
 	commerce.popular_products(integer, integer),
+	commerce.operator_call(bigint, text, text, jsonb),
 	commerce.purge_idempotency_keys()
 TO commerce_operator;
 

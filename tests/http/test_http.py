@@ -1299,6 +1299,41 @@ class AdminRoutesTest(unittest.TestCase, SanitizerCheck):
         # customers can take it by its code at once
         self.assertEqual(post("/api/coupons/issue", {"couponCode": code}, token=customer(uid)).status, 201)
 
+    def test_keyed_writes(self):
+        key = unique("admin")
+        headers = {"Idempotency-Key": key}
+        body = {"name": unique("keyed widget"), "price": 100, "stock": 4}
+        first = post("/api/admin/products", body, port=self.PORT, token=self.admin, headers=headers)
+        again = post("/api/admin/products", body, port=self.PORT, token=self.admin, headers=headers)
+        self.assertEqual(first.status, 201, first)
+        self.assertEqual((again.status, again.raw, again.headers.get("idempotent-replayed")),
+                         (201, first.raw, "true"))
+        self.assertEqual(psql_value(f"SELECT count(*) FROM commerce.products WHERE name = '{body['name']}'"), "1")
+        pid = first.json["id"]
+        restock = {"Idempotency-Key": unique("restock")}
+        r1 = post(f"/api/admin/products/{pid}/restock", {"quantity": 3}, port=self.PORT, token=self.admin,
+                  headers=restock)
+        r2 = post(f"/api/admin/products/{pid}/restock", {"quantity": 3}, port=self.PORT, token=self.admin,
+                  headers=restock)
+        self.assertEqual((r1.json, r2.raw, r2.headers.get("idempotent-replayed")),
+                         ({"productId": pid, "stock": 7}, r1.raw, "true"))
+        self.assertEqual(get(f"/api/products/{pid}").json["stock"], 7)
+        other = post(f"/api/admin/products/{pid}/restock", {"quantity": 4}, port=self.PORT, token=self.admin,
+                     headers=restock)
+        self.assertEqual((other.status, other.code), (422, "IDEMPOTENCY_MISMATCH"))
+        # another operator's key of the same text is another key
+        r3 = post(f"/api/admin/products/{pid}/restock", {"quantity": 3}, port=self.PORT,
+                  token=customer(2, "--admin"), headers=restock)
+        self.assertEqual((r3.status, r3.json["stock"], "idempotent-replayed" in r3.headers), (200, 10, False))
+        # a refusal replays too
+        code, coupon = unique("AK"), {"Idempotency-Key": unique("coupon")}
+        spec = {"code": code, "discountType": "fixed", "discountValue": 100, "totalQuantity": 1}
+        self.assertEqual(post("/api/admin/coupons", spec, port=self.PORT, token=self.admin).status, 201)
+        c1 = post("/api/admin/coupons", spec, port=self.PORT, token=self.admin, headers=coupon)
+        c2 = post("/api/admin/coupons", spec, port=self.PORT, token=self.admin, headers=coupon)
+        self.assertEqual((c1.status, c1.code, c2.raw, c2.headers.get("idempotent-replayed")),
+                         (400, "INVALID_ARGUMENT", c1.raw, "true"))
+
     def test_validation_names_the_field(self):
         for path, body, field in [
                 ("/api/admin/users", {}, "name"), ("/api/admin/users", {"name": ""}, "name"),
@@ -1343,7 +1378,7 @@ class AdminRoutesTest(unittest.TestCase, SanitizerCheck):
 
 
 class IdempotencyTest(unittest.TestCase):
-    """Charges, cancels and coupon issues with an Idempotency-Key: the first
+    """Orders, charges, cancels and coupon issues with an Idempotency-Key: the first
     final answer is stored with its effect and replayed byte for byte with
     Idempotent-Replayed: true; another request with the key is 422."""
 
@@ -1426,6 +1461,53 @@ class IdempotencyTest(unittest.TestCase):
         self.assertEqual({(a.status, a.raw) for a in answers}, {(200, answers[0].raw)})
         self.assertEqual(sum(1 for a in answers if "idempotent-replayed" not in a.headers), 1)
         self.assertEqual(self.balance(uid), 300)
+
+    def test_orders(self):
+        uid, pid = new_user(), new_product(price=1000, stock=2)
+        token, key = customer(uid), unique("order")
+        body = {"items": [{"productId": pid, "quantity": 1}]}
+        first = self.keyed("/api/orders", body, key, token)
+        again = self.keyed("/api/orders", body, key, token)
+        self.assertEqual(first.status, 201, first)
+        self.assertEqual((again.status, again.raw, again.headers.get("idempotent-replayed")),
+                         (201, first.raw, "true"))
+        # the answer has the unkeyed order's keys, in its order
+        unkeyed = post("/api/orders", body, token=token)
+        self.assertEqual(list(first.json), list(unkeyed.json))
+        self.assertEqual(self.stock(pid), 0)
+        # a refusal is stored and replayed even after the stock came back
+        key = unique("refused")
+        refused = self.keyed("/api/orders", body, key, token)
+        self.assertEqual((refused.status, refused.code), (409, "OUT_OF_STOCK"), refused)
+        psql(f"SELECT commerce.restock({pid}, 5)")
+        again = self.keyed("/api/orders", body, key, token)
+        self.assertEqual((again.status, again.raw, again.headers.get("idempotent-replayed")),
+                         (409, refused.raw, "true"))
+        self.assertEqual(self.stock(pid), 5)
+        other = self.keyed("/api/orders", {"items": [{"productId": pid, "quantity": 2}]}, key, token)
+        self.assertEqual((other.status, other.code), (422, "IDEMPOTENCY_MISMATCH"), other)
+        self.assertEqual(self.stock(pid), 5)
+        # replayed after a cancel: the first answer still
+        key = unique("then-cancelled")
+        placed = self.keyed("/api/orders", body, key, token)
+        self.assertEqual(post(f"/api/orders/{placed.json['orderId']}/cancel", None, token=token).status, 200)
+        again = self.keyed("/api/orders", body, key, token)
+        self.assertEqual((again.status, again.raw), (201, placed.raw))
+        self.assertEqual(self.stock(pid), 5)
+
+    def test_an_order_twice_at_once(self):
+        uid, pid = new_user(), new_product(price=100, stock=50)
+        token, key = customer(uid), unique("order-race")
+        body = {"items": [{"productId": pid, "quantity": 1}]}
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            answers = list(ex.map(lambda _: self.keyed("/api/orders", body, key, token), range(8)))
+        self.assertEqual({(a.status, a.raw) for a in answers}, {(201, answers[0].raw)})
+        self.assertEqual(sum(1 for a in answers if "idempotent-replayed" not in a.headers), 1)
+        self.assertEqual(self.stock(pid), 49)
+        self.assertEqual(psql_value(f"SELECT count(*) FROM commerce.orders WHERE user_id = {uid}"), "1")
+
+    def stock(self, pid):
+        return get(f"/api/products/{pid}").json["stock"]
 
 
 class MediaTypeTest(unittest.TestCase):

@@ -7,7 +7,7 @@
 
 BEGIN;
 SET LOCAL search_path = public;
-SELECT plan(83);
+SELECT plan(87);
 
 -- Every function a role may execute, with the roles that may: the customer
 -- API (SPEC §4's calls of customers), operators (catalog, stock, coupons,
@@ -29,6 +29,7 @@ INSERT INTO api_functions VALUES
 	('commerce.issue_coupon(bigint,bigint)', true, '{commerce_api}'),
 	('commerce.issue_coupon_by_code(bigint,text)', true, '{commerce_api}'),
 	('commerce.keyed_call(bigint,text,text,jsonb)', true, '{commerce_api}'),
+	('commerce.operator_call(bigint,text,text,jsonb)', true, '{commerce_operator}'),
 	('commerce.purge_idempotency_keys()', true, '{commerce_operator}'),
 	('commerce.get_coupon(bigint)', false, '{commerce_operator}'),
 	('commerce.user_orders(bigint,integer,bigint)', false, '{commerce_api,commerce_operator}'),
@@ -192,6 +193,12 @@ SELECT throws_ok($$SELECT commerce.create_product('priv-p', 1, 1)$$, '42501', NU
 	'commerce_api cannot change the catalog');
 SELECT throws_ok($$SELECT commerce.ack_events(ARRAY[1::bigint])$$, '42501', NULL,
 	'commerce_api cannot acknowledge events');
+SELECT throws_ok($$SELECT * FROM commerce.operator_call(1, NULL, 'create_product', '{"name": "p", "price": 1, "stock": 1}')$$,
+	'42501', NULL, 'commerce_api cannot run an operator write through operator_call');
+SELECT throws_ok($$SELECT * FROM commerce.final_answer(1, NULL, 'create_product', '{"name": "p", "price": 1, "stock": 1}')$$,
+	'42501', NULL, 'commerce_api cannot call an internal helper (final_answer)');
+SELECT throws_ok($$SELECT * FROM commerce.keyed_answer(1, 'k', 'restock', '{"product_id": 1, "quantity": 1}')$$,
+	'42501', NULL, 'commerce_api cannot call an internal helper (keyed_answer)');
 RESET ROLE;
 
 SET LOCAL ROLE commerce_operator;

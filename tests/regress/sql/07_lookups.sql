@@ -55,6 +55,36 @@ SELECT status, body = format('{"orderId" : %s, "status" : "cancelled"}', :keyed_
 FROM commerce.keyed_call(:keyed, 'k-5', 'cancel_order', format('{"order_id": %s}', :keyed_order)::jsonb);
 SELECT status, replayed FROM commerce.keyed_call(:keyed, 'k-5', 'cancel_order', format('{"order_id": %s}', :keyed_order)::jsonb);
 SELECT * FROM commerce.keyed_call(:keyed, 'k-6', 'drop_table', '{}');
+-- a keyed order: stored with its key on the order too; a refusal is stored
+-- and replayed, and the stock it did not take stays
+SELECT status, body::jsonb - 'orderId' AS body, replayed
+FROM commerce.keyed_call(:keyed, 'k-7', 'place_order', format('{"items": [{"product_id": %s, "quantity": 1}]}', :item)::jsonb);
+SELECT status, replayed, body::jsonb->>'orderId' = (SELECT id::text FROM commerce.orders WHERE idempotency_key = 'k-7') AS same_order
+FROM commerce.keyed_call(:keyed, 'k-7', 'place_order', format('{"items": [{"product_id": %s, "quantity": 1}]}', :item)::jsonb);
+SELECT status, body FROM commerce.keyed_call(:keyed, 'k-7', 'place_order', format('{"items": [{"product_id": %s, "quantity": 2}]}', :item)::jsonb);
+SELECT stock AS stock_before_refusal FROM commerce.get_product(:item);
+SELECT status, body, replayed FROM commerce.keyed_call(:keyed, 'k-8', 'place_order', format('{"items": [{"product_id": %s, "quantity": 50}]}', :item)::jsonb);
+SELECT commerce.restock(:item, 100);
+SELECT status, body, replayed FROM commerce.keyed_call(:keyed, 'k-8', 'place_order', format('{"items": [{"product_id": %s, "quantity": 50}]}', :item)::jsonb);
+SELECT stock AS stock_after_replayed_refusal FROM commerce.get_product(:item);
+-- an order placed under a key before 0.6.0 (no stored answer) is answered, not placed again
+SELECT order_id AS old_keyed_order FROM commerce.place_order(:keyed, format('[{"product_id": %s, "quantity": 1}]', :item)::jsonb, NULL, 'k-9') \gset
+SELECT status, body::jsonb->>'orderId' = :'old_keyed_order' AS same_order, replayed
+FROM commerce.keyed_call(:keyed, 'k-9', 'place_order', format('{"items": [{"product_id": %s, "quantity": 1}]}', :item)::jsonb);
+-- operators' writes, with and without a key; a customer operation is not one of them
+SELECT status, body::jsonb - 'id' AS body, replayed FROM commerce.operator_call(1, NULL, 'create_user', '{"name": "by operator"}');
+SELECT status, body::jsonb - 'id' AS body, replayed
+FROM commerce.operator_call(1, 'op-1', 'create_product', '{"name": "keyed product", "price": 700, "stock": 3, "category": "misc"}');
+SELECT status, replayed FROM commerce.operator_call(1, 'op-1', 'create_product', '{"name": "keyed product", "price": 700, "stock": 3, "category": "misc"}');
+SELECT count(*) AS keyed_products FROM commerce.products WHERE name = 'keyed product';
+SELECT status, body, replayed FROM commerce.operator_call(1, 'op-2', 'restock', format('{"product_id": %s, "quantity": 5}', :item)::jsonb);
+SELECT status, body, replayed FROM commerce.operator_call(1, 'op-2', 'restock', format('{"product_id": %s, "quantity": 5}', :item)::jsonb);
+SELECT status, body::jsonb - 'id' AS body, replayed
+FROM commerce.operator_call(1, 'op-3', 'create_coupon', '{"code": "OP-KEYED", "discount_type": "percent", "discount_value": 10, "total_quantity": 5, "valid_from": "2026-01-01T00:00:00+00:00", "max_discount": 2000}');
+SELECT status, body FROM commerce.operator_call(1, NULL, 'create_coupon', '{"code": "OP-KEYED", "discount_type": "percent", "discount_value": 10, "total_quantity": 5}');
+SELECT status, body FROM commerce.operator_call(1, NULL, 'restock', '{"product_id": 99999, "quantity": 5}');
+SELECT * FROM commerce.operator_call(1, NULL, 'charge_balance', '{"amount": 5}');
+SELECT * FROM commerce.keyed_call(:keyed, 'k-10', 'create_product', '{"name": "x", "price": 1, "stock": 1}');
 SELECT * FROM commerce.keyed_call(:keyed, '', 'charge_balance', '{"amount": 1}');
 SELECT count(*) AS answers_kept FROM commerce.idempotency_keys WHERE user_id = :keyed;
 -- an answer older than pg_commerce.idempotency_ttl is forgotten: the key runs again
