@@ -63,7 +63,7 @@ help:
 	@echo "make bench-http commerce-http (wrk) against pgbench on the same SQL function"
 
 deps:
-	scripts/setup.sh
+	scripts/setup.sh --tests
 
 run:
 	scripts/run.sh
@@ -73,7 +73,7 @@ test:
 
 # what the load tests and benchmarks need first on a fresh machine
 prepare:
-	scripts/setup.sh
+	scripts/setup.sh --tests
 	$(MAKE) install
 
 load: prepare

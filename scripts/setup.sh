@@ -1,15 +1,31 @@
 #!/usr/bin/env bash
-# Installs what pg_commerce needs to build, test and run, when it is missing:
-# Debian packages with apt-get.  Safe to run again; prints what it does.
+# Installs what pg_commerce needs, when it is missing: Debian packages with
+# apt-get, and for the tests k6 too.  Safe to run again; prints what it does.
+#
+#   scripts/setup.sh          what `make run` needs: build and run the product
+#   scripts/setup.sh --tests  that, and what only the tests use (pgTAP, Python,
+#                             wrk, Patroni and etcd, and k6, which `go install`
+#                             builds: Go >= 1.25 must be on PATH for it)
 set -euo pipefail
 
 packages=(
 	build-essential pkg-config
 	postgresql-15 postgresql-server-dev-15
-	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
 	libpq-dev libh2o-evloop-dev libjansson-dev libjwt-dev libssl-dev libuv1-dev zlib1g-dev openssl
-	curl jq wrk python3 python3-venv gnuplot-nox time
+	curl
 )
+tests=0
+case "${1:-}" in
+--tests)
+	tests=1
+	packages+=(
+		postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
+		jq wrk python3 python3-venv gnuplot-nox time
+		patroni etcd-server
+	) ;;
+"") ;;
+*) sed -n '2,8p' "$0" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -39,6 +55,7 @@ let_postgres_in() {
 
 install_k6() {
 	# k6 for tests/load: a pinned release built with `go install` (Go >= 1.25)
+	[ "$tests" -eq 1 ] || return 0
 	"$(dirname "$0")/install-k6.sh" >/dev/null
 }
 

@@ -16,7 +16,7 @@ logdir=$top/.run/test-logs
 step() { printf '\n=== %s\n' "$*"; }
 
 step "dependencies"
-scripts/setup.sh || exit 1
+scripts/setup.sh --tests || exit 1
 
 step "build and install the extension"
 cflags=""
