@@ -27,7 +27,17 @@ from load import Load              # noqa: E402
 CASES = sorted(f[:-3].replace("_", "-") for f in os.listdir(os.path.join(HERE, "cases"))
                if f.endswith(".py") and f[0] != "_")
 # what `make test` runs (--short); the rest only with `make faults`
-SHORT_CASES = ["crash", "daemon-crash", "stall", "pool-exhausted", "lost-ack"]
+SHORT_CASES = ["crash", "daemon-crash", "stall", "pool-exhausted", "lost-ack", "failover"]
+
+
+def case_module(name):
+    return importlib.import_module("cases." + name.replace("-", "_"))
+
+
+def group_of(name):
+    """"ha": the case runs against scripts/ha.sh's primary and standby (its
+    module says HA = True); "single": against one private cluster."""
+    return "ha" if getattr(case_module(name), "HA", False) else "single"
 
 
 class Context:
@@ -88,17 +98,23 @@ def main():
     parser.add_argument("--short", action="store_true", help="the short versions make test runs")
     parser.add_argument("--daemon", default=os.path.join(harness.ROOT, "frontend", "commerce-http"))
     parser.add_argument("--json", help="also write every figure and check to this file")
+    parser.add_argument("--list", action="store_true",
+                        help="print the selected cases, one 'GROUP NAME' line each (group: single or ha), and exit")
     parser.add_argument("names", nargs="+", help=f"cases: {', '.join(CASES)}, or all")
     args = parser.parse_args()
     names = (SHORT_CASES if args.short else CASES) if args.names == ["all"] else args.names
     unknown = [n for n in names if n not in CASES]
     if unknown:
         parser.error(f"unknown case {unknown}; cases: {', '.join(CASES)}")
+    if args.list:
+        for name in names:
+            print(group_of(name), name)
+        return 0
 
     passed = failed = 0
     report = {}
     for name in names:
-        case = importlib.import_module("cases." + name.replace("-", "_"))
+        case = case_module(name)
         print(f"=== {name}: {case.DESCRIPTION}", flush=True)
         started = time.time()
         ctx = Context(args.short, args.daemon, round_seed=1)

@@ -254,3 +254,40 @@ def check_data(loads):
             name, ok, detail = line.split("\t")
             results.append(("invariant: " + name, ok == "t", detail))
     return results
+
+
+# -- the HA pair (scripts/ha.sh), for failover, standby-lost, switchover ---
+
+def ha(command, *args, timeout=180):
+    """Runs scripts/ha.sh COMMAND PG_DIR ARGS...; returns its stdout."""
+    return subprocess.run([os.path.join(ROOT, "scripts", "ha.sh"), command, PG_DIR, *map(str, args)],
+                          check=True, capture_output=True, text=True, timeout=timeout).stdout.strip()
+
+
+def ha_leader():
+    """The node (1 or 2) Patroni has as the leader, or None while none is."""
+    try:
+        return int(ha("leader"))
+    except subprocess.CalledProcessError:
+        return None
+
+
+def ha_wait_leader(timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        n = ha_leader()
+        if n is not None:
+            return n
+        time.sleep(0.2)
+    return None
+
+
+def ha_rejoin(node):
+    """Starts node's Patroni again (it rejoins as a standby, rewound when it
+    must be) and waits until a synchronous standby streams, so the next
+    round starts from two nodes again.  Returns the seconds it took."""
+    started = time.time()
+    ha("start-node", node)
+    ha("wait-sync")
+    return round(time.time() - started, 1)
+

@@ -13,14 +13,18 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PGBIN = "/usr/lib/postgresql/15/bin"
 PG_DIR = os.environ.get("HTTP_TEST_PG_DIR", os.path.join(ROOT, ".run", "http-test"))
-PG_PORT = int(os.environ.get("HTTP_TEST_PG_PORT", "5442"))
+# one port, or "A,B": the two nodes of scripts/ha.sh, both with their
+# sockets in PG_DIR/sock; libpq then connects to whichever is the primary
+PG_PORT = os.environ.get("HTTP_TEST_PG_PORT", "5442")
 HTTP_PORT = int(os.environ.get("HTTP_TEST_PORT", "18081"))
 DAEMON = os.environ.get("HTTP_TEST_DAEMON", os.path.join(ROOT, "frontend", "commerce-http"))
 LOG_DIR = os.environ.get("HTTP_TEST_LOG_DIR", os.path.join(ROOT, ".run", "http-test-logs"))
 SOCK = os.path.join(PG_DIR, "sock")
-CONNINFO = f"host={SOCK} port={PG_PORT} user=commerce_http dbname=postgres"
+PG_HOSTS = ",".join([SOCK] * len(PG_PORT.split(",")))
+PRIMARY = " target_session_attrs=read-write" if "," in PG_PORT else ""
+CONNINFO = f"host={PG_HOSTS} port={PG_PORT} user=commerce_http dbname=postgres{PRIMARY}"
 # a login role in commerce_operator, for the daemons that serve /api/admin
-OPERATOR_CONNINFO = f"host={SOCK} port={PG_PORT} user=commerce_http_operator dbname=postgres"
+OPERATOR_CONNINFO = f"host={PG_HOSTS} port={PG_PORT} user=commerce_http_operator dbname=postgres{PRIMARY}"
 TOKEN_TOOL = os.path.join(ROOT, "frontend", "commerce-token")
 AUTH_LEEWAY = 30                  # seconds, AUTH_LEEWAY_SECONDS of frontend/auth.h
 
@@ -55,7 +59,9 @@ def with_token(data, token=None):
 
 def pg_env():
     env = dict(os.environ)
-    env.update(PGHOST=SOCK, PGPORT=str(PG_PORT), PGUSER="postgres", PGDATABASE="postgres")
+    env.update(PGHOST=PG_HOSTS, PGPORT=PG_PORT, PGUSER="postgres", PGDATABASE="postgres")
+    if PRIMARY:
+        env["PGTARGETSESSIONATTRS"] = "read-write"
     return env
 
 
