@@ -551,7 +551,7 @@ rows_reply_single(call_t *call, PGresult *res)
 		call_reply_error(call, 404, "NOT_FOUND", "%s", call->not_found != NULL ? call->not_found : "not found");
 		return;
 	}
-	/* SPEC's key order: {userId, balance} but {issuedCouponId, couponId, userId, status} */
+	/* the API's key order (docs/openapi.yaml): {userId, balance} but {issuedCouponId, couponId, userId, status} */
 	obj = json_object();
 	row = row_to_object(res, 0);
 	if (call->row_first)

@@ -1,7 +1,7 @@
 /*
  * handlers.c
  *      Validate, then one prepared statement per call; the rows become the
- *      response through call->on_rows.  SPEC §5 fixes the shapes.
+ *      response through call->on_rows.  docs/openapi.yaml fixes the shapes.
  */
 #include "handlers.h"
 

@@ -1,4 +1,4 @@
--- tests/invariants.sql — the invariants of SPEC §7, checked in SQL.
+-- tests/invariants.sql — the invariants of docs/design.md ("Invariants"), checked in SQL.
 --
 -- The one implementation of those checks: the Perl TAP tests (tests/tap)
 -- and the load tests (tests/load) both run it after their load, and it can

@@ -238,7 +238,7 @@ def check_data(loads):
                     f"{len(missing)} missing {missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}"
                     if missing or unexpected else f"ok ({len(held)} coupons)"))
 
-    # SPEC §7 over the whole database, with the acknowledged orders recorded.
+    # the invariants of docs/design.md over the whole database, with the acknowledged orders recorded.
     psql("TRUNCATE invariant_input.acked_orders")
     acked = [(r.answer["orderId"], r.user_id, r.answer["paidAmount"]) for r in orders if r.acked]
     for i in range(0, len(acked), 1000):
@@ -248,7 +248,7 @@ def check_data(loads):
                           os.path.join(ROOT, "tests", "invariants.sql")],
                          env=harness.pg_env(), capture_output=True, text=True)
     if out.returncode != 0:
-        results.append(("SPEC §7 invariants", False, out.stderr.strip()))
+        results.append(("the invariants of docs/design.md", False, out.stderr.strip()))
     else:
         for line in out.stdout.splitlines():
             name, ok, detail = line.split("\t")

@@ -64,7 +64,7 @@ class SanitizerCheck:
 
 
 class RoutesTest(unittest.TestCase):
-    """Every route of SPEC §5 answers with its documented shape."""
+    """Every route of docs/openapi.yaml answers with its documented shape."""
 
     def test_healthz(self):
         r = get("/healthz")

@@ -1,5 +1,5 @@
 -- Schema `commerce`: its tables, keys, and the constraints that carry the
--- invariants of SPEC §7 even if a bug in a function tried to break them.
+-- invariants of docs/design.md even if a bug in a function tried to break them.
 \set ON_ERROR_STOP 1
 \set QUIET 1
 \pset format unaligned
@@ -52,7 +52,7 @@ SELECT columns_are('commerce', 'sales_stats', ARRAY['hour', 'product_id', 'slot'
 SELECT columns_are('commerce', 'idempotency_keys',
 	ARRAY['user_id', 'key', 'request', 'status', 'body', 'created_at']);
 
--- SPEC §3: money is bigint, ids are bigint, timestamps are timestamptz.
+-- docs/design.md, "Domain": money is bigint, ids are bigint, timestamps are timestamptz.
 SELECT is_empty($$
 	SELECT c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
 	FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped

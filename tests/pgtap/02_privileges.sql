@@ -10,7 +10,7 @@ SET LOCAL search_path = public;
 SELECT plan(87);
 
 -- Every function a role may execute, with the roles that may: the customer
--- API (SPEC §4's calls of customers), operators (catalog, stock, coupons,
+-- API (the customers' calls), operators (catalog, stock, coupons,
 -- users, reading everything) and the outbox relay.
 CREATE TEMP TABLE api_functions (signature text PRIMARY KEY, writes boolean NOT NULL,
 	roles text[] NOT NULL) ON COMMIT DROP;

@@ -1,5 +1,5 @@
 -- Every row of the error table is raised, with its own SQLSTATE, by a
--- realistic call; the table itself is the one of SPEC §4 and docs/errors.md.
+-- realistic call; the table itself is the one of docs/errors.md.
 --
 -- PC503 UNAVAILABLE is answered by commerce-http (database unreachable, pool
 -- or queue full); the extension never raises it.  It is checked here only to
@@ -29,7 +29,7 @@ SELECT results_eq(
 	         ('PC426', 'BALANCE_LIMIT_EXCEEDED', 422), ('PC429', 'TOO_MANY_REQUESTS', 429),
 	         ('PC500', 'READ_COMMITTED_REQUIRED', 500),
 	         ('PC503', 'UNAVAILABLE', 503)$$,
-	'error_codes() is the table of SPEC §4: SQLSTATE, code, HTTP status');
+	'error_codes() is the table of docs/errors.md: SQLSTATE, code, HTTP status');
 SELECT is_empty($$SELECT sqlstate FROM commerce.error_codes() WHERE sqlstate !~ '^PC[0-9A-Z]{3}$'$$,
 	'every SQLSTATE is of the extension''s class PC');
 SELECT is_empty($$SELECT condition FROM commerce.error_codes() WHERE coalesce(condition, '') = ''$$,

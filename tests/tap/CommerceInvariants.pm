@@ -4,7 +4,7 @@
 #                                 bookkeeping of tests/invariant_input.sql and
 #                                 the fixture schema `tap` (fixture.sql) in
 #                                 database postgres
-#   check_invariants($node)       one ok() per invariant of SPEC §7
+#   check_invariants($node)       one ok() per invariant of docs/design.md
 #                                 (tests/invariants.sql, shared with the load
 #                                 tests), with the offenders as diag
 #   outcomes($node, $op)          { sqlstate => count } of tap.outcome for $op

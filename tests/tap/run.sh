@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Perl TAP suite (PostgreSQL::Test::Cluster + pgbench): each test starts its
 # own throw-away node (Unix socket, ports 5461-5463), floods the API at 64
-# clients and then checks every invariant of SPEC §7 (invariants.sql).
+# clients and then checks every invariant of [docs/design.md](docs/design.md#invariants) (invariants.sql).
 #
 #   tests/tap/run.sh [prove options] [test files]
 #

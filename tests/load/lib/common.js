@@ -4,7 +4,7 @@
 // Vocabulary: an "outcome" is a response's status plus, for errors, the
 // error code of its body ("201", "409 OUT_OF_STOCK", "network error").  Each
 // request names the outcomes that are correct answers for it; anything else
-// is "unexpected" and counts as a failure (SPEC §6: a correct 409 for a
+// is "unexpected" and counts as a failure (docs/design.md, "Scenarios": a correct 409 for a
 // sold-out item is a success of the system).
 import http from 'k6/http';
 import { SharedArray } from 'k6/data';

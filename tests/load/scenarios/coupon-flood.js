@@ -1,4 +1,4 @@
-// 쿠폰 발급 요청 폭주 — coupon-flood (SPEC §6.2).
+// 쿠폰 발급 요청 폭주 — coupon-flood (docs/design.md, "Scenarios" 2).
 // USERS distinct users ask at once for a coupon limited to QUANTITY: exactly
 // min(USERS, QUANTITY) get 201, the rest 409 COUPON_SOLD_OUT.  Every
 // DUP_EVERY-th user sends two identical requests at the same moment (the

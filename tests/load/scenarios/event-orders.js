@@ -1,4 +1,4 @@
-// 이벤트 시간대 집중 트래픽 — event-orders (SPEC §6.1).
+// 이벤트 시간대 집중 트래픽 — event-orders (docs/design.md, "Scenarios" 1).
 // USERS users, each holding the event coupon, place one order at the same
 // moment (one VU per user, started together), applying the coupon; every
 // REPLAY_EVERY-th user then replays the request with the same

@@ -1,4 +1,4 @@
-// 인기 상품 재고 실시간 차감 — hot-stock (SPEC §6.3).
+// 인기 상품 재고 실시간 차감 — hot-stock (docs/design.md, "Scenarios" 3).
 // USERS users order one unit each of one product with STOCK units, all at
 // once: exactly min(USERS, STOCK) get 201, the rest 409 OUT_OF_STOCK.  Uses
 // the seed's single-item body {userId, productId, quantity}.

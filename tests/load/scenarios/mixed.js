@@ -1,4 +1,4 @@
-// mixed — sustained traffic (SPEC §6.4, ours): browsing, orders and coupon
+// mixed — sustained traffic (docs/design.md, "Scenarios" 4, ours): browsing, orders and coupon
 // requests at a constant arrival rate of RATE per second for DURATION; the
 // capacity figure.  An iteration is one request, drawn by weight.
 import { intEnv, judge, flag, get, post, thresholds, latencyTarget, ackOrder, summaryTrendStats } from '../lib/common.js';
