@@ -59,7 +59,7 @@ access_log_flush(access_log_buffer_t *buf)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			commerce_log("access log: write failed (%s): %zu bytes of lines dropped",
+			commerce_log(COMMERCE_WARNING, "access log: write failed (%s): %zu bytes of lines dropped",
 						 n < 0 ? strerror(errno) : "nothing written", buf->len - done);
 			break;
 		}

@@ -166,7 +166,7 @@ void
 auth_init(const char *argv0)
 {
 	if (commerce_config.auth == COMMERCE_AUTH_NONE) {
-		commerce_log("warning: --auth none: requests are not authenticated; any caller may act as any user");
+		commerce_log(COMMERCE_WARNING, "--auth none: requests are not authenticated; any caller may act as any user");
 		return;
 	}
 	if (pthread_key_create(&cache_key, cache_free) != 0) {

@@ -317,7 +317,7 @@ coupon_duplicate(call_t *call, PGresult *res, const char *sqlstate)
 		return 0;
 	metrics_count_coupon_duplicate(&call->worker->metrics);
 	if (commerce_config.log_level >= COMMERCE_LOG_INFO)
-		commerce_log("coupon already issued%s: user %" PRId64 " coupon %" PRId64,
+		commerce_log(COMMERCE_INFO, "coupon already issued%s: user %" PRId64 " coupon %" PRId64,
 					 how, call_extra(call, "userId"), call_extra(call, "couponId"));
 	return 1;
 }
@@ -353,7 +353,7 @@ reply_pg_error(call_t *call, PGresult *res)
 		return;
 	}
 	if (sqlstate_is_unavailable(sqlstate)) {
-		commerce_log("%s: database error %s: %s", route_labels[call->route], sqlstate, primary);
+		commerce_log(COMMERCE_WARNING, "%s: database error %s: %s", route_labels[call->route], sqlstate, primary);
 		call_reply_error(call, 503, "UNAVAILABLE", "database unavailable, retry later");
 		return;
 	}
@@ -362,7 +362,7 @@ reply_pg_error(call_t *call, PGresult *res)
 		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s", primary);
 		return;
 	}
-	commerce_log("%s: unexpected database error %s: %s",
+	commerce_log(COMMERCE_ERROR, "%s: unexpected database error %s: %s",
 			route_labels[call->route], sqlstate, primary);
 	call_reply_error(call, 500, "INTERNAL", "internal error");
 }
@@ -579,7 +579,7 @@ rows_reply_keyed(call_t *call, PGresult *res)
 
 	if (PQntuples(res) != 1 || PQnfields(res) != 3 ||
 		(body = json_loads(PQgetvalue(res, 0, 1), 0, NULL)) == NULL) {
-		commerce_log("%s: keyed_call gave no answer to parse", route_labels[call->route]);
+		commerce_log(COMMERCE_ERROR, "%s: keyed_call gave no answer to parse", route_labels[call->route]);
 		call_reply_error(call, 500, "INTERNAL", "unexpected answer from the database");
 		return;
 	}

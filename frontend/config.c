@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 commerce_config_t commerce_config;
@@ -304,12 +305,20 @@ commerce_config_load(int argc, char **argv)
 }
 
 void
-commerce_log(const char *fmt, ...)
+commerce_log(commerce_severity_t severity, const char *fmt, ...)
 {
+	static const char *const words[] = {"ERROR", "WARNING", "LOG", "INFO"};
 	char line[1024];
-	int n = snprintf(line, sizeof(line), "commerce-http: ");
+	struct timespec now;
+	struct tm tm;
 	va_list ap;
+	int n;
 
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	n = (int) strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+	n += snprintf(line + n, sizeof(line) - (size_t) n, ".%03ldZ commerce-http %s: ",
+				  now.tv_nsec / 1000000, words[severity]);
 	va_start(ap, fmt);
 	n += vsnprintf(line + n, sizeof(line) - (size_t) n - 1, fmt, ap);
 	va_end(ap);

@@ -50,8 +50,20 @@ typedef struct commerce_config {
 
 extern commerce_config_t commerce_config;
 
-/* One line on stderr, written with one write(2) so threads do not interleave. */
-void commerce_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The severity a log line is marked with (PostgreSQL's words). */
+typedef enum commerce_severity {
+	COMMERCE_ERROR,				/* the daemon cannot do what it should (and may exit) */
+	COMMERCE_WARNING,			/* it goes on, but something is wrong */
+	COMMERCE_LOG,				/* start, stop, a connection back: for the operator */
+	COMMERCE_INFO				/* --log-level info only: one line per event of a flood */
+} commerce_severity_t;
+
+/*
+ * One line on stderr, "2026-12-02T20:15:00.123Z commerce-http LEVEL: text",
+ * written with one write(2) so that threads do not interleave.  Callers of
+ * COMMERCE_INFO check --log-level themselves.
+ */
+void commerce_log(commerce_severity_t severity, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Exits the process on --help (0) or on a bad option (2). */
 void commerce_config_load(int argc, char **argv);

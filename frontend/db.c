@@ -199,7 +199,7 @@ on_prepared(void *owner, db_outcome_t outcome, PGresult *res)
 		return;
 	}
 	if (conn->backoff_step > 0)
-		commerce_log("database connection %d.%d: ready again", conn->pool->id, conn->index);
+		commerce_log(COMMERCE_LOG, "database connection %d.%d: ready again", conn->pool->id, conn->index);
 	conn->state = DB_CONN_READY;
 	conn->backoff_step = 0;
 	conn->ever_ready = 1;
@@ -360,7 +360,7 @@ conn_fail(db_conn_t *conn, const char *why)
 		snprintf(msg, sizeof(msg), "%s", why != NULL ? why : "unknown error");
 		msg[strcspn(msg, "\n")] = '\0';
 		if (was_ready || conn->backoff_step == 0 || strcmp(msg, conn->last_error) != 0)
-			commerce_log("database connection %d.%d: %s", pool->id, conn->index, msg);
+			commerce_log(COMMERCE_WARNING, "database connection %d.%d: %s", pool->id, conn->index, msg);
 		memcpy(conn->last_error, msg, sizeof(msg));
 	}
 	pool->connect_failures++;

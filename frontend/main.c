@@ -34,7 +34,7 @@ raise_fd_limit(void)
 	}
 	if (getrlimit(RLIMIT_NOFILE, &limit) == 0 &&
 		limit.rlim_cur < (rlim_t) commerce_config.max_connections + 64)
-		commerce_log("warning: open-file limit %llu is below --max-connections %d",
+		commerce_log(COMMERCE_WARNING, "open-file limit %llu is below --max-connections %d",
 					 (unsigned long long) limit.rlim_cur, commerce_config.max_connections);
 }
 
@@ -84,19 +84,19 @@ main(int argc, char **argv)
 
 	if (workers_start(&globalconf) != 0)
 		return 1;
-	commerce_log("listening on %s:%u (%d threads, %d connections each)",
+	commerce_log(COMMERCE_LOG, "listening on %s:%u (%d threads, %d connections each)",
 			commerce_config.listen_host, commerce_config.listen_port, commerce_config.threads,
 			commerce_config.pool_size);
 
 	while (sigwait(&stop_signals, &sig) != 0)
 		;
-	commerce_log("%s, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	commerce_log(COMMERCE_LOG, "%s, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	commerce_stop_requested = 1;
 	workers_join();
 	/* the workers are parked: their last lines can be written from here */
 	for (int i = 0; i < worker_count; i++)
 		if (workers[i].access_log.len > 0)
 			access_log_flush(&workers[i].access_log);
-	commerce_log("stopped");
+	commerce_log(COMMERCE_LOG, "stopped");
 	return 0;
 }

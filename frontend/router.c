@@ -329,7 +329,7 @@ router_on_req(h2o_handler_t *self, h2o_req_t *req)
 			}
 			/* only if h2o's buffer is not laid out as in 2.2.5: refuse rather than guess */
 			if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
-				commerce_log("cannot find the request head in h2o's input buffer: refusing requests (500)");
+				commerce_log(COMMERCE_ERROR, "cannot find the request head in h2o's input buffer: refusing requests (500)");
 			call_reply_error(call, 500, "INTERNAL", "cannot check the request's framing");
 			return 0;
 		}

@@ -88,11 +88,11 @@ open_listener(int first)
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	snprintf(port, sizeof(port), "%u", commerce_config.listen_port);
 	if ((rc = getaddrinfo(commerce_config.listen_host, port, &hints, &res)) != 0) {
-		commerce_log("cannot resolve %s: %s", commerce_config.listen_host, gai_strerror(rc));
+		commerce_log(COMMERCE_ERROR, "cannot resolve %s: %s", commerce_config.listen_host, gai_strerror(rc));
 		return -1;
 	}
 	if (first && !port_is_free(res)) {
-		commerce_log("cannot listen on %s:%u: address already in use", commerce_config.listen_host,
+		commerce_log(COMMERCE_ERROR, "cannot listen on %s:%u: address already in use", commerce_config.listen_host,
 					 commerce_config.listen_port);
 		freeaddrinfo(res);
 		return -1;
@@ -104,7 +104,7 @@ open_listener(int first)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
 		bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
 		listen(fd, LISTEN_BACKLOG) != 0) {
-		commerce_log("cannot listen on %s:%u: %s", commerce_config.listen_host,
+		commerce_log(COMMERCE_ERROR, "cannot listen on %s:%u: %s", commerce_config.listen_host,
 				commerce_config.listen_port, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -149,7 +149,7 @@ refuse_connection(worker_t *w, h2o_socket_t *sock, refused_connection_t reason)
 	char scratch[4096];
 
 	if (send(fd, cap_response, sizeof(cap_response) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-		commerce_log("connection cap: cannot send the 503: %s", strerror(errno));
+		commerce_log(COMMERCE_WARNING, "connection cap: cannot send the 503: %s", strerror(errno));
 	else if (recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT) < 0) {
 		/* EAGAIN: nothing sent yet; anything else: the client is gone already */
 	}
@@ -177,7 +177,7 @@ on_accept(h2o_socket_t *listener, const char *err)
 			continue;
 		}
 		if ((slot = malloc(sizeof(*slot))) == NULL) {
-			commerce_log("connection refused: out of memory");
+			commerce_log(COMMERCE_WARNING, "connection refused: out of memory");
 			refuse_connection(w, sock, REFUSED_CONNECTION_CAP);
 			continue;
 		}
@@ -282,7 +282,7 @@ workers_start(h2o_globalconf_t *globalconf)
 	workers = calloc((size_t) worker_count, sizeof(worker_t));
 	if (workers == NULL ||
 		peer_limit_init(commerce_config.max_connections_per_address, commerce_config.max_connections) != 0) {
-		commerce_log("out of memory at start");
+		commerce_log(COMMERCE_ERROR, "out of memory at start");
 		return -1;
 	}
 	for (int i = 0; i < worker_count; i++)

@@ -1576,7 +1576,7 @@ class CouponDuplicateTest(unittest.TestCase, SanitizerCheck):
     unique key of issued_coupons) is counted in /metrics, and logged with its
     user and coupon ids only at --log-level info."""
     PORT = HTTP_PORT + 14       # 18095 by default
-    LINE = "commerce-http: coupon already issued"
+    LINE = "commerce-http INFO: coupon already issued"
 
     def issue(self, uid, cid, port=None):
         return post("/api/coupons/issue", {"userId": uid, "couponId": cid}, port=port)
@@ -1630,7 +1630,10 @@ class CouponDuplicateTest(unittest.TestCase, SanitizerCheck):
             self.assertEqual(self.issue(u1, c2, port=self.PORT).status, 201)   # issued: no line
             self.assertEqual(coupon_duplicates(port=self.PORT) - before, 3)
             # each line is written before its 409 is sent
-            lines = [line for line in d.read_log().splitlines() if line.startswith(self.LINE)]
+            # each line: a UTC timestamp, then the line
+            lines = [line.split(" ", 1)[1] for line in d.read_log().splitlines() if self.LINE in line]
+            self.assertTrue(all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z commerce-http INFO: ", line)
+                                for line in d.read_log().splitlines() if self.LINE in line), d.read_log()[-2000:])
             self.assertEqual(lines, [f"{self.LINE}: user {u1} coupon {c1}"] * 2 +
                              [f"{self.LINE}: user {u2} coupon {c2}"], d.read_log()[-2000:])
         finally:
