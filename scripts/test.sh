@@ -31,11 +31,19 @@ rm -rf "$logdir"; mkdir -p "$logdir"
 
 passed=0
 failed=0
+# pg_regress and prove ("name ... ok"), unittest, the fault and load runners
+progress='(\.\.\.? *(ok|FAILED|FAIL|ERROR|not ok|skipped)\b)|^(=== |--- |case |scenario |all scenarios)|[0-9]+ passed, [0-9]+ failed'
+
 failed_names=()
 suite() {
-	local name=$1; shift
+	local name=$1 status; shift
 	step "$name"
-	if "$@" >"$logdir/$name.log" 2>&1; then
+	# the whole output to the suite's log; on the console, as they come, the
+	# lines that mark a test file or case starting or ending
+	"$@" 2>&1 | tee "$logdir/$name.log" | { grep --line-buffered -E "$progress" || true; } |
+		sed -u 's/^/  | /'
+	status=${PIPESTATUS[0]}
+	if [ "$status" -eq 0 ]; then
 		tail -n 3 "$logdir/$name.log"
 		echo "suite $name: ok"
 		passed=$((passed + 1))
