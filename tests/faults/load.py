@@ -257,6 +257,16 @@ class Load:
         }
 
     def first_success_after(self, t):
+        """When the first success was answered at or after t."""
         times = [a.sent + a.latency for r in self.requests for a in r.attempts
                  if 200 <= a.status < 300 and a.sent + a.latency >= t]
         return min(times, default=None)
+
+    def successes_sent_after(self, t):
+        """The successful attempts sent at or after t (so not answered by
+        whatever served before a fault at t)."""
+        return [a for r in self.requests for a in r.attempts if 200 <= a.status < 300 and a.sent >= t]
+
+    def first_success_sent_after(self, t):
+        """When the first success sent at or after t was answered."""
+        return min((a.sent + a.latency for a in self.successes_sent_after(t)), default=None)

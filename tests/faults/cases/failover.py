@@ -53,8 +53,7 @@ def run(ctx):
 
         load = ctx.run(ctx.load(rate=150, seconds=16, seed=200 + i, prefix=f"failover{i}"), fault)
         # the first 201 to a request sent once the node was dead: from the new primary
-        back = min((a.sent + a.latency for r in load.requests for a in r.attempts
-                    if a.status == 201 and a.sent >= marks["killed"]), default=None)
+        back = load.first_success_sent_after(marks["killed"])
         statuses = [status for status, _ in marks["readyz"]]
         checks = [("the standby was promoted", marks["promoted"] not in (None, marks["lost"]),
                    f"node{marks['lost']} lost, node{marks['promoted']} leads"),

@@ -27,7 +27,7 @@ def run(ctx):
             await ctx.blocking(system.ha, "kill-node", marks["lost"])
 
         load = ctx.run(ctx.load(rate=150, seconds=12, seed=300 + i, prefix=f"standby{i}"), fault)
-        after = [a for r in load.requests for a in r.attempts if a.sent >= marks["cut"] and a.status == 201]
+        after = load.successes_sent_after(marks["cut"])
         checks = [("the primary kept its role", system.ha_leader() == marks["leader"],
                    f"node{marks['leader']} led, node{system.ha_leader()} leads"),
                   ("orders were acknowledged after the standby was lost", bool(after), f"{len(after)} after")]
