@@ -20,6 +20,7 @@
 
 #include "access_log.h"
 #include "commerce_errors.h"
+#include "counter.h"
 
 /* libpq type OIDs the encoder distinguishes (pg_type.h is server-side) */
 #define OID_BOOL 16
@@ -90,7 +91,7 @@ on_call_dispose(void *p)
 	if (!call->answered) {
 		/* the client went away first */
 		call->answered = 1;
-		call->worker->calls_in_flight--;
+		COUNTER_ADD(call->worker->calls_in_flight, -1);
 	}
 }
 
@@ -105,7 +106,7 @@ call_new(h2o_req_t *req, route_id_t route)
 	call->route = route;
 	call->started_us = now_us();
 	call->ok_status = 200;
-	call->worker->calls_in_flight++;
+	COUNTER_BUMP(call->worker->calls_in_flight);
 	return call;
 }
 
@@ -178,7 +179,7 @@ call_finish(call_t *call, int status)
 	uint64_t latency_us = now_us() - call->started_us;
 
 	call->answered = 1;
-	call->worker->calls_in_flight--;
+	COUNTER_ADD(call->worker->calls_in_flight, -1);
 	metrics_record(&call->worker->metrics, call->route, status, latency_us);
 	if (access_log_enabled()) {
 		snprintf(call->request_id, sizeof(call->request_id), "%d-%" PRIu64, call->worker->index,
@@ -383,15 +384,15 @@ on_query_result(void *owner, db_outcome_t outcome, PGresult *res)
 	call->query = NULL;
 	switch (outcome) {
 	case DB_UNAVAILABLE:
-		call->worker->metrics.rejected_unavailable++;
+		COUNTER_BUMP(call->worker->metrics.rejected_unavailable);
 		call_reply_error(call, 503, "UNAVAILABLE", "database connection lost, retry later");
 		return;
 	case DB_NOT_SENT:
-		call->worker->metrics.rejected_queue_full++;
+		COUNTER_BUMP(call->worker->metrics.rejected_queue_full);
 		call_reply_error(call, 503, "UNAVAILABLE", "overloaded: not sent to the database in time, retry later");
 		return;
 	case DB_LOST:
-		call->worker->metrics.rejected_unavailable++;
+		COUNTER_BUMP(call->worker->metrics.rejected_unavailable);
 		if (call_writes(call))
 			call_reply_error(call, 503, "OUTCOME_UNKNOWN", "database connection lost after the call was sent: "
 							 "it may have taken effect; retry with the same Idempotency-Key");
@@ -399,7 +400,7 @@ on_query_result(void *owner, db_outcome_t outcome, PGresult *res)
 			call_reply_error(call, 503, "UNAVAILABLE", "database connection lost, retry later");
 		return;
 	case DB_TIMEOUT:
-		call->worker->metrics.timeouts++;
+		COUNTER_BUMP(call->worker->metrics.timeouts);
 		if (call_writes(call))
 			call_reply_error(call, 504, "OUTCOME_UNKNOWN", "no answer from the database within the deadline: "
 							 "it may still take effect; retry with the same Idempotency-Key");
@@ -424,6 +425,7 @@ void
 call_query(call_t *call, db_statement_t stmt, int nparams, const char *const *values)
 {
 	worker_t *w = call->worker;
+	db_pool_t *pool;
 	db_query_t *q;
 	int rc;
 
@@ -437,15 +439,21 @@ call_query(call_t *call, db_statement_t stmt, int nparams, const char *const *va
 		return;
 	}
 	call->query = q;
-	rc = db_submit(call->operator ? &w->operator_db : &w->db, q, call, on_query_result);
+	if (call->operator)
+		pool = &w->operator_db;
+	else if (call->standby_read)
+		pool = replica_pool_for_read(&w->replica);
+	else
+		pool = &w->db;
+	rc = db_submit(pool, q, call, on_query_result);
 	if (rc == 0)
 		return;
 	call->query = NULL;
 	if (rc == -2) {
-		w->metrics.rejected_queue_full++;
+		COUNTER_BUMP(w->metrics.rejected_queue_full);
 		call_reply_error(call, 503, "UNAVAILABLE", "overloaded: request queue full, retry later");
 	} else {
-		w->metrics.rejected_unavailable++;
+		COUNTER_BUMP(w->metrics.rejected_unavailable);
 		call_reply_error(call, 503, "UNAVAILABLE", "database unavailable, retry later");
 	}
 }

@@ -36,6 +36,7 @@ struct call {
 	int page_limit;				/* list routes: the limit asked for, to compute "next" */
 	const char *page_key;		/* the column "next" is taken from (default "id") */
 	int operator;				/* an /api/admin route: runs on the operator pool */
+	int standby_read;			/* a catalogue read: may run on the --db-read standby */
 	int n_extra;				/* integer fields copied into a single-row response */
 	const char *extra_keys[CALL_MAX_EXTRA];
 	int64_t extra_values[CALL_MAX_EXTRA];

@@ -22,6 +22,7 @@ typedef enum option_id {
 	OPT_DEADLINE_MS, OPT_MAX_BODY, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_ADDRESS, OPT_HEADER_TIMEOUT_MS,
 	OPT_DRAIN_MS, OPT_LOG_LEVEL, OPT_AUTH, OPT_JWT_KEY, OPT_JWT_ALG, OPT_JWT_ISSUER, OPT_JWT_AUDIENCE,
 	OPT_RATE_LIMIT_READS, OPT_RATE_LIMIT_WRITES, OPT_ACCESS_LOG, OPT_OPERATOR_DB, OPT_OPERATOR_POOL_SIZE,
+	OPT_DB_READ, OPT_DB_READ_POOL_SIZE, OPT_DB_READ_MAX_LAG_MS,
 	OPT__COUNT
 } option_id_t;
 
@@ -92,6 +93,15 @@ static const option_spec_t option_specs[OPT__COUNT] = {
 		"answer 403"},
 	[OPT_OPERATOR_POOL_SIZE] = {"operator-pool-size", "COMMERCE_HTTP_OPERATOR_POOL_SIZE", "N", 1, 64,
 		"PostgreSQL connections per thread for the operator routes (default 1)"},
+	[OPT_DB_READ] = {"db-read", "COMMERCE_HTTP_DB_READ", "CONNINFO", 0, 0,
+		"libpq conninfo of a standby (e.g. target_session_attrs=prefer-standby) for the catalogue "
+		"reads only: product list, product, popular products; a user's own orders, balance and "
+		"coupons stay on --db (default: none, every read on --db)"},
+	[OPT_DB_READ_POOL_SIZE] = {"db-read-pool-size", "COMMERCE_HTTP_DB_READ_POOL_SIZE", "N", 1, 256,
+		"PostgreSQL connections per thread to the --db-read standby (default 2)"},
+	[OPT_DB_READ_MAX_LAG_MS] = {"db-read-max-lag-ms", "COMMERCE_HTTP_DB_READ_MAX_LAG_MS", "MS", 1, 3600000,
+		"a standby that may be more than MS behind the primary is not used: its reads go to --db "
+		"until it catches up (default 1000)"},
 };
 
 static void
@@ -224,6 +234,9 @@ apply_option(const char *argv0, int id, const char *value)
 	case OPT_ACCESS_LOG: commerce_config.access_log = value; break;
 	case OPT_OPERATOR_DB: commerce_config.operator_conninfo = value; break;
 	case OPT_OPERATOR_POOL_SIZE: commerce_config.operator_pool_size = (int) parse_number(argv0, id, value); break;
+	case OPT_DB_READ: commerce_config.read_conninfo = value; break;
+	case OPT_DB_READ_POOL_SIZE: commerce_config.read_pool_size = (int) parse_number(argv0, id, value); break;
+	case OPT_DB_READ_MAX_LAG_MS: commerce_config.read_max_lag_ms = (int) parse_number(argv0, id, value); break;
 	}
 }
 
@@ -265,6 +278,13 @@ commerce_config_load(int argc, char **argv)
 	commerce_config.access_log = NULL;
 	commerce_config.operator_conninfo = NULL;
 	commerce_config.operator_pool_size = 1;
+	commerce_config.read_conninfo = NULL;
+	commerce_config.read_pool_size = 2;
+	/*
+	 * A second is what a shopper cannot tell from "now" on a product page,
+	 * and ten times what a streaming standby lags under the sale's load.
+	 */
+	commerce_config.read_max_lag_ms = 1000;
 
 	for (int i = 0; i < OPT__COUNT; i++) {
 		const char *value = getenv(option_specs[i].env);

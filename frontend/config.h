@@ -46,6 +46,9 @@ typedef struct commerce_config {
 	const char *access_log;		/* NULL: none; "-": stderr */
 	const char *operator_conninfo;	/* NULL: the /api/admin routes are off */
 	int operator_pool_size;		/* its connections per thread */
+	const char *read_conninfo;	/* NULL: the catalogue reads run on conninfo too */
+	int read_pool_size;			/* its connections per thread */
+	int read_max_lag_ms;		/* a standby possibly further behind is not read from */
 } commerce_config_t;
 
 extern commerce_config_t commerce_config;

@@ -12,6 +12,7 @@
 #include "db.h"
 
 #include "config.h"
+#include "counter.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,19 +56,19 @@ static void pool_dispatch_waiting(db_pool_t *pool);
 static db_conn_t *
 conn_of_entry(h2o_timeout_entry_t *entry)
 {
-	return (db_conn_t *) ((char *) entry - offsetof(db_conn_t, retry));
+	return H2O_STRUCT_FROM_MEMBER(db_conn_t, retry, entry);
 }
 
 static db_query_t *
 query_of_link(h2o_linklist_t *link)
 {
-	return (db_query_t *) ((char *) link - offsetof(db_query_t, link));
+	return H2O_STRUCT_FROM_MEMBER(db_query_t, link, link);
 }
 
 static db_query_t *
 query_of_deadline(h2o_timeout_entry_t *entry)
 {
-	return (db_query_t *) ((char *) entry - offsetof(db_query_t, deadline));
+	return H2O_STRUCT_FROM_MEMBER(db_query_t, deadline, entry);
 }
 
 static void
@@ -203,7 +204,7 @@ on_prepared(void *owner, db_outcome_t outcome, PGresult *res)
 	conn->state = DB_CONN_READY;
 	conn->backoff_step = 0;
 	conn->ever_ready = 1;
-	conn->pool->n_ready++;
+	COUNTER_BUMP(conn->pool->n_ready);
 	pool_dispatch_waiting(conn->pool);
 }
 
@@ -270,7 +271,7 @@ conn_send_prepares(db_conn_t *conn)
 	batch->owner = conn;
 	batch->on_result = on_prepared;
 	h2o_linklist_insert(&conn->in_flight, &batch->link);
-	conn->n_in_flight++;
+	COUNTER_BUMP(conn->n_in_flight);
 	conn->state = DB_CONN_PREPARING;
 	if (conn_flush(conn) != 0)
 		conn_fail(conn, PQerrorMessage(conn->pg));
@@ -324,7 +325,7 @@ conn_start(db_conn_t *conn)
 	const char *values[] = {"30", "10", "3", conn->pool->conninfo, "commerce-http", NULL};
 
 	if (conn->ever_ready || conn->backoff_step > 0)
-		conn->pool->reconnects++;
+		COUNTER_BUMP(conn->pool->reconnects);
 	conn->state = DB_CONN_CONNECTING;
 	h2o_timeout_link(conn->pool->loop, &conn->pool->connect_timeout, &conn->retry);
 	conn->pg = PQconnectStartParams(keys, values, 1);
@@ -363,10 +364,10 @@ conn_fail(db_conn_t *conn, const char *why)
 			commerce_log(COMMERCE_WARNING, "database connection %d.%d: %s", pool->id, conn->index, msg);
 		memcpy(conn->last_error, msg, sizeof(msg));
 	}
-	pool->connect_failures++;
+	COUNTER_BUMP(pool->connect_failures);
 	conn->state = DB_CONN_DOWN;
 	if (was_ready)
-		pool->n_ready--;
+		COUNTER_ADD(pool->n_ready, -1);
 	conn_close_socket(conn);
 	if (conn->pg != NULL) {
 		PQfinish(conn->pg);
@@ -376,18 +377,18 @@ conn_fail(db_conn_t *conn, const char *why)
 		db_query_t *q = query_of_link(conn->in_flight.next);
 
 		h2o_linklist_unlink(&q->link);
-		conn->n_in_flight--;
+		COUNTER_ADD(conn->n_in_flight, -1);
 		/* sent (or being sent): it may have committed before the loss */
 		query_complete(q, DB_LOST);
 		query_free(q);
 	}
-	conn->n_in_flight = 0;
+	COUNTER_SET(conn->n_in_flight, 0);
 	if (pool->n_ready == 0) {
 		while (!h2o_linklist_is_empty(&pool->waiting)) {
 			db_query_t *q = query_of_link(pool->waiting.next);
 
 			h2o_linklist_unlink(&q->link);
-			pool->n_waiting--;
+			COUNTER_ADD(pool->n_waiting, -1);
 			query_complete(q, DB_UNAVAILABLE);
 			query_free(q);
 		}
@@ -441,12 +442,12 @@ conn_drain_results(db_conn_t *conn)
 			PQclear(res);
 			conn->progress_at = h2o_now(conn->pool->loop);
 			h2o_linklist_unlink(&head->link);
-			conn->n_in_flight--;
+			COUNTER_ADD(conn->n_in_flight, -1);
 			if (query_should_retry(head)) {
 				PQclear(head->result);
 				head->result = NULL;
 				head->retries++;
-				conn->pool->retries++;
+				COUNTER_BUMP(conn->pool->retries);
 				if (conn_send(conn, head) == 0)
 					continue;
 				if (!h2o_linklist_is_linked(&head->link)) {
@@ -518,7 +519,7 @@ conn_send(db_conn_t *conn, db_query_t *q)
 		return -1;
 	q->conn = conn;
 	h2o_linklist_insert(&conn->in_flight, &q->link);
-	conn->n_in_flight++;
+	COUNTER_BUMP(conn->n_in_flight);
 	return conn_flush(conn);
 }
 
@@ -570,7 +571,7 @@ pool_dispatch_waiting(db_pool_t *pool)
 			return;
 		q = query_of_link(pool->waiting.next);
 		h2o_linklist_unlink(&q->link);
-		pool->n_waiting--;
+		COUNTER_ADD(pool->n_waiting, -1);
 		if (now - q->submitted_at > pool->max_wait_ms) {
 			query_complete(q, DB_NOT_SENT);
 			query_free(q);
@@ -596,7 +597,7 @@ on_deadline(h2o_timeout_entry_t *entry)
 		/* never sent: nothing happened, and nothing will come back for it */
 		query_complete(q, DB_NOT_SENT);
 		h2o_linklist_unlink(&q->link);
-		q->pool->n_waiting--;
+		COUNTER_ADD(q->pool->n_waiting, -1);
 		query_free(q);
 		return;
 	}
@@ -629,7 +630,7 @@ db_submit(db_pool_t *pool, db_query_t *q, void *owner, db_result_cb on_result)
 	h2o_timeout_link(pool->loop, &pool->deadline_timeout, &q->deadline);
 	if (conn == NULL) {
 		h2o_linklist_insert(&pool->waiting, &q->link);
-		pool->n_waiting++;
+		COUNTER_BUMP(pool->n_waiting);
 		return 0;
 	}
 	if (conn_send(conn, q) != 0) {
@@ -650,19 +651,22 @@ db_query_detach(db_query_t *q)
 		h2o_timeout_unlink(&q->deadline);
 	if (q->conn == NULL && h2o_linklist_is_linked(&q->link)) {
 		h2o_linklist_unlink(&q->link);
-		q->pool->n_waiting--;
+		COUNTER_ADD(q->pool->n_waiting, -1);
 		query_free(q);
 	}
 }
 
-int
-db_pool_in_flight(db_pool_t *pool)
+void
+db_pool_stats_add(db_pool_t *pool, db_pool_stats_t *stats)
 {
-	int n = pool->n_waiting;
-
+	stats->ready += (uint64_t) COUNTER_LOAD(pool->n_ready);
+	stats->configured += (uint64_t) pool->size;
+	stats->waiting += (uint64_t) COUNTER_LOAD(pool->n_waiting);
 	for (int i = 0; i < pool->size; i++)
-		n += pool->conns[i].n_in_flight;
-	return n;
+		stats->in_flight += (uint64_t) COUNTER_LOAD(pool->conns[i].n_in_flight);
+	stats->reconnects += COUNTER_LOAD(pool->reconnects);
+	stats->connect_failures += COUNTER_LOAD(pool->connect_failures);
+	stats->retries += COUNTER_LOAD(pool->retries);
 }
 
 void

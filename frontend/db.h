@@ -122,6 +122,22 @@ int db_submit(db_pool_t *pool, db_query_t *q, void *owner, db_result_cb on_resul
 
 void db_query_detach(db_query_t *q);
 
-int db_pool_in_flight(db_pool_t *pool);
+/* A pool's figures for /metrics. */
+typedef struct db_pool_stats {
+	uint64_t ready;				/* connections ready */
+	uint64_t configured;		/* connections it keeps */
+	uint64_t in_flight;			/* statements sent and not yet answered */
+	uint64_t waiting;			/* calls waiting for a connection */
+	uint64_t reconnects;
+	uint64_t connect_failures;
+	uint64_t retries;
+} db_pool_stats_t;
+
+/*
+ * Adds pool's figures to *stats.  Safe from any thread: the pool's own
+ * thread writes them with relaxed stores and this reads with relaxed loads
+ * (counter.h), so a figure may be a moment old but never torn.
+ */
+void db_pool_stats_add(db_pool_t *pool, db_pool_stats_t *stats);
 
 #endif

@@ -9,7 +9,7 @@
 #include "call.h"
 #include "router.h"
 
-#define HANDLER_DECLARE(name, method, pattern, handler, access) void handler(call_t *call, h2o_iovec_t id);
+#define HANDLER_DECLARE(name, method, pattern, handler, access, reads) void handler(call_t *call, h2o_iovec_t id);
 ROUTE_TABLE(HANDLER_DECLARE)
 #undef HANDLER_DECLARE
 

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "counter.h"
 #include "worker.h"
 
 static const int status_codes[METRICS_STATUS__COUNT] = {
@@ -22,9 +24,6 @@ static const uint64_t latency_bounds_us[METRICS_LATENCY_BUCKETS] = {
 	500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 5000000
 };
 
-#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define BUMP(x) __atomic_store_n(&(x), (x) + 1, __ATOMIC_RELAXED)
-
 void
 metrics_record(metrics_t *m, route_id_t route, int status, uint64_t latency_us)
 {
@@ -34,24 +33,24 @@ metrics_record(metrics_t *m, route_id_t route, int status, uint64_t latency_us)
 	for (int i = 0; i < METRICS_STATUS_OTHER; i++)
 		if (status_codes[i] == status)
 			s = i;
-	BUMP(m->requests[route][s]);
+	COUNTER_BUMP(m->requests[route][s]);
 	while (b < METRICS_LATENCY_BUCKETS && latency_us > latency_bounds_us[b])
 		b++;
-	BUMP(m->latency_buckets[b]);
-	BUMP(m->latency_count);
-	__atomic_store_n(&m->latency_sum_us, m->latency_sum_us + latency_us, __ATOMIC_RELAXED);
+	COUNTER_BUMP(m->latency_buckets[b]);
+	COUNTER_BUMP(m->latency_count);
+	COUNTER_ADD(m->latency_sum_us, latency_us);
 }
 
 void
 metrics_count_coupon_duplicate(metrics_t *m)
 {
-	BUMP(m->coupon_duplicates);
+	COUNTER_BUMP(m->coupon_duplicates);
 }
 
 void
 metrics_count_refused_connection(metrics_t *m, refused_connection_t reason)
 {
-	BUMP(m->rejected_connections[reason]);
+	COUNTER_BUMP(m->rejected_connections[reason]);
 }
 
 typedef struct text {
@@ -90,7 +89,7 @@ metrics_render(size_t *len)
 			uint64_t n = 0;
 
 			for (int w = 0; w < worker_count; w++)
-				n += LOAD(workers[w].metrics.requests[r][s]);
+				n += COUNTER_LOAD(workers[w].metrics.requests[r][s]);
 			if (n == 0)
 				continue;
 			if (status_codes[s] != 0)
@@ -105,7 +104,7 @@ metrics_render(size_t *len)
 				"# TYPE commerce_http_request_duration_seconds histogram\n");
 	for (int b = 0; b <= METRICS_LATENCY_BUCKETS; b++) {
 		for (int w = 0; w < worker_count; w++)
-			cumulative += LOAD(workers[w].metrics.latency_buckets[b]);
+			cumulative += COUNTER_LOAD(workers[w].metrics.latency_buckets[b]);
 		if (b < METRICS_LATENCY_BUCKETS)
 			text_printf(&t, "commerce_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
 						(double) latency_bounds_us[b] / 1e6, (unsigned long long) cumulative);
@@ -114,37 +113,43 @@ metrics_render(size_t *len)
 						(unsigned long long) cumulative);
 	}
 	for (int w = 0; w < worker_count; w++) {
-		count += LOAD(workers[w].metrics.latency_count);
-		sum += LOAD(workers[w].metrics.latency_sum_us);
+		count += COUNTER_LOAD(workers[w].metrics.latency_count);
+		sum += COUNTER_LOAD(workers[w].metrics.latency_sum_us);
 	}
 	text_printf(&t, "commerce_http_request_duration_seconds_sum %.6f\n"
 				"commerce_http_request_duration_seconds_count %llu\n",
 				(double) sum / 1e6, (unsigned long long) count);
 
 	{
-		uint64_t ready = 0, total = 0, waiting = 0, in_flight = 0, reconnects = 0, failures = 0, retries = 0;
+		db_pool_stats_t db = {0}, standby = {0};
 		uint64_t queue_full = 0, unavailable = 0, timeouts = 0, open = 0, calls = 0, duplicates = 0;
 		uint64_t connection_cap = 0, address_cap = 0;
+		uint64_t reads_standby = 0, reads_primary = 0, standby_in_use = 0;
+		int64_t lag_bound_ms = -1;
 
 		for (int w = 0; w < worker_count; w++) {
 			worker_t *wk = &workers[w];
 
-			ready += (uint64_t) LOAD(wk->db.n_ready);
-			total += (uint64_t) wk->db.size;
-			waiting += (uint64_t) LOAD(wk->db.n_waiting);
-			for (int c = 0; c < wk->db.size; c++)
-				in_flight += (uint64_t) LOAD(wk->db.conns[c].n_in_flight);
-			reconnects += LOAD(wk->db.reconnects);
-			failures += LOAD(wk->db.connect_failures);
-			retries += LOAD(wk->db.retries);
-			queue_full += LOAD(wk->metrics.rejected_queue_full);
-			unavailable += LOAD(wk->metrics.rejected_unavailable);
-			timeouts += LOAD(wk->metrics.timeouts);
-			connection_cap += LOAD(wk->metrics.rejected_connections[REFUSED_CONNECTION_CAP]);
-			address_cap += LOAD(wk->metrics.rejected_connections[REFUSED_ADDRESS_CAP]);
-			duplicates += LOAD(wk->metrics.coupon_duplicates);
-			open += (uint64_t) LOAD(wk->open_connections);
-			calls += (uint64_t) LOAD(wk->calls_in_flight);
+			db_pool_stats_add(&wk->db, &db);
+			if (wk->replica.enabled) {
+				int64_t lag = COUNTER_LOAD(wk->replica.lag_bound_ms);
+
+				db_pool_stats_add(&wk->replica.pool, &standby);
+				reads_standby += COUNTER_LOAD(wk->replica.reads_standby);
+				reads_primary += COUNTER_LOAD(wk->replica.reads_primary);
+				standby_in_use += (uint64_t) COUNTER_LOAD(wk->replica.in_use);
+				/* the worst thread's bound; not known on one thread: not known */
+				if (w == 0 || (lag_bound_ms >= 0 && (lag < 0 || lag > lag_bound_ms)))
+					lag_bound_ms = lag;
+			}
+			queue_full += COUNTER_LOAD(wk->metrics.rejected_queue_full);
+			unavailable += COUNTER_LOAD(wk->metrics.rejected_unavailable);
+			timeouts += COUNTER_LOAD(wk->metrics.timeouts);
+			connection_cap += COUNTER_LOAD(wk->metrics.rejected_connections[REFUSED_CONNECTION_CAP]);
+			address_cap += COUNTER_LOAD(wk->metrics.rejected_connections[REFUSED_ADDRESS_CAP]);
+			duplicates += COUNTER_LOAD(wk->metrics.coupon_duplicates);
+			open += (uint64_t) COUNTER_LOAD(wk->open_connections);
+			calls += (uint64_t) COUNTER_LOAD(wk->calls_in_flight);
 		}
 		text_printf(&t,
 					"# HELP commerce_http_db_connections Database connections per state.\n"
@@ -183,15 +188,36 @@ metrics_render(size_t *len)
 					"because the user already holds the coupon.\n"
 					"# TYPE commerce_http_coupon_duplicate_attempts_total counter\n"
 					"commerce_http_coupon_duplicate_attempts_total %llu\n",
-					(unsigned long long) ready, (unsigned long long) total,
-					(unsigned long long) in_flight, (unsigned long long) waiting,
+					(unsigned long long) db.ready, (unsigned long long) db.configured,
+					(unsigned long long) db.in_flight, (unsigned long long) db.waiting,
 					(unsigned long long) calls, (unsigned long long) open,
-					(unsigned long long) reconnects, (unsigned long long) failures,
-					(unsigned long long) retries,
+					(unsigned long long) db.reconnects, (unsigned long long) db.connect_failures,
+					(unsigned long long) db.retries,
 					(unsigned long long) queue_full, (unsigned long long) unavailable,
 					(unsigned long long) timeouts, (unsigned long long) connection_cap,
 					(unsigned long long) address_cap,
 					(unsigned long long) duplicates);
+		if (commerce_config.read_conninfo != NULL)
+			text_printf(&t,
+						"# HELP commerce_http_db_read_connections Connections to the --db-read standby per state.\n"
+						"# TYPE commerce_http_db_read_connections gauge\n"
+						"commerce_http_db_read_connections{state=\"ready\"} %llu\n"
+						"commerce_http_db_read_connections{state=\"configured\"} %llu\n"
+						"# HELP commerce_http_db_read_lag_bound_seconds How far the standby may be behind the "
+						"primary at most (the worst thread; -1: not known yet).\n"
+						"# TYPE commerce_http_db_read_lag_bound_seconds gauge\n"
+						"commerce_http_db_read_lag_bound_seconds %.3f\n"
+						"# HELP commerce_http_db_read_standby_in_use Threads whose catalogue reads go to the standby.\n"
+						"# TYPE commerce_http_db_read_standby_in_use gauge\n"
+						"commerce_http_db_read_standby_in_use %llu\n"
+						"# HELP commerce_http_catalogue_reads_total Catalogue reads by the database they were sent to.\n"
+						"# TYPE commerce_http_catalogue_reads_total counter\n"
+						"commerce_http_catalogue_reads_total{database=\"standby\"} %llu\n"
+						"commerce_http_catalogue_reads_total{database=\"primary\"} %llu\n",
+						(unsigned long long) standby.ready, (unsigned long long) standby.configured,
+						lag_bound_ms < 0 ? -1.0 : (double) lag_bound_ms / 1e3,
+						(unsigned long long) standby_in_use,
+						(unsigned long long) reads_standby, (unsigned long long) reads_primary);
 	}
 	*len = t.len;
 	return t.buf;

@@ -1,7 +1,7 @@
 /*
  * metrics.h
  *      Per-thread counters, written only by their own thread and summed at
- *      scrape time (relaxed atomic loads; a scrape may be a few requests
+ *      scrape time (counter.h's discipline: a scrape may be a few requests
  *      behind, never torn).
  */
 #ifndef COMMERCE_HTTP_METRICS_H

@@ -28,16 +28,18 @@ typedef struct route {
 	const char *pattern;
 	route_handler_t handler;
 	route_access_t access;
+	route_reads_t reads;
 } route_t;
 
 static const route_t routes[] = {
-#define ROUTE_ROW(name, method, pattern, handler, access) {method, pattern, handler, ROUTE_ACCESS_##access},
+#define ROUTE_ROW(name, method, pattern, handler, access, reads) \
+	{method, pattern, handler, ROUTE_ACCESS_##access, ROUTE_READS_##reads},
 	ROUTE_TABLE(ROUTE_ROW)
 #undef ROUTE_ROW
 };
 
 const char *const route_labels[ROUTE__COUNT] = {
-#define ROUTE_LABEL(name, method, pattern, handler, access) method " " pattern,
+#define ROUTE_LABEL(name, method, pattern, handler, access, reads) method " " pattern,
 	ROUTE_TABLE(ROUTE_LABEL)
 #undef ROUTE_LABEL
 	"unmatched",
@@ -344,6 +346,8 @@ router_on_req(h2o_handler_t *self, h2o_req_t *req)
 			continue;
 		if (h2o_memis(req->method.base, req->method.len, routes[i].method, strlen(routes[i].method))) {
 			call_t *call = call_new(req, (route_id_t) i);
+
+			call->standby_read = routes[i].reads == ROUTE_READS_STANDBY;
 
 			if (routes[i].access != ROUTE_ACCESS_OPEN && (!authenticate(call) || !within_rate_limit(call)))
 				return 0;

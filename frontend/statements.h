@@ -62,6 +62,14 @@
 	X(KEYED_CALL, \
 	  "SELECT status, body, replayed FROM commerce.keyed_call($1, $2, $3, $4::pg_catalog.jsonb)", 4) \
 	X(GET_BALANCE, "SELECT commerce.get_balance($1) AS balance", 1) \
+	/* where the WAL stands, in bytes: replica.c compares the two to bound a standby's lag */ \
+	X(PRIMARY_WAL_POSITION, \
+	  "SELECT (pg_catalog.pg_current_wal_insert_lsn() OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)" \
+	  "::pg_catalog.int8 AS wal_position", 0) \
+	X(STANDBY_WAL_POSITION, \
+	  "SELECT (CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() " \
+	  "ELSE pg_catalog.pg_current_wal_lsn() END OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)" \
+	  "::pg_catalog.int8 AS wal_position", 0) \
 	/* the operator routes' writes, run only on the --operator-db pool */ \
 	X(OPERATOR_CALL, \
 	  "SELECT status, body, replayed FROM commerce.operator_call($1, $2, $3, $4::pg_catalog.jsonb)", 4)

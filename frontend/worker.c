@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "counter.h"
 #include "peer_limit.h"
 
 #define LISTEN_BACKLOG 65535	/* the kernel caps it at net.core.somaxconn */
@@ -128,7 +129,7 @@ on_client_close(void *data)
 {
 	client_slot_t *slot = data;
 
-	slot->worker->open_connections--;
+	COUNTER_ADD(slot->worker->open_connections, -1);
 	peer_limit_release(slot->peer);
 	__atomic_sub_fetch(&open_total, 1, __ATOMIC_RELAXED);
 	free(slot);
@@ -189,7 +190,7 @@ on_accept(h2o_socket_t *listener, const char *err)
 			continue;
 		}
 		slot->worker = w;
-		w->open_connections++;
+		COUNTER_BUMP(w->open_connections);
 		sock->on_close.cb = on_client_close;
 		sock->on_close.data = slot;
 		h2o_accept(&w->accept_ctx, sock);
@@ -199,7 +200,7 @@ on_accept(h2o_socket_t *listener, const char *err)
 static void
 on_tick(h2o_timeout_entry_t *entry)
 {
-	worker_t *w = (worker_t *) ((char *) entry - offsetof(worker_t, tick));
+	worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, tick, entry);
 
 	if (w->access_log.len > 0)
 		access_log_flush(&w->access_log);
@@ -213,6 +214,8 @@ on_tick(h2o_timeout_entry_t *entry)
 		}
 		h2o_context_request_shutdown(&w->ctx);
 	}
+	if (!w->stopping)
+		replica_tick(&w->replica);
 	h2o_timeout_link(w->loop, &w->tick_timeout, &w->tick);
 }
 
@@ -267,6 +270,7 @@ worker_init(worker_t *w, int index, h2o_globalconf_t *globalconf, int listen_fd)
 		db_pool_init(&w->operator_db, index, w->loop, commerce_config.operator_conninfo,
 					 commerce_config.operator_pool_size, commerce_config.pipeline_depth,
 					 commerce_config.queue_size, commerce_config.deadline_ms);
+	replica_init(&w->replica, index, w->loop, &w->db);
 	w->listener = h2o_evloop_socket_create(w->loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
 	w->listener->data = w;
 	h2o_socket_read_start(w->listener, on_accept);

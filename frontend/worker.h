@@ -13,6 +13,7 @@
 #include "access_log.h"
 #include "db.h"
 #include "metrics.h"
+#include "replica.h"
 
 typedef struct worker {
 	h2o_context_t ctx;			/* first: req->conn->ctx leads back here */
@@ -23,6 +24,7 @@ typedef struct worker {
 	pthread_t thread;
 	db_pool_t db;
 	db_pool_t operator_db;		/* the /api/admin routes' pool, when --operator-db is given */
+	replica_t replica;			/* the catalogue reads' standby, when --db-read is given */
 	metrics_t metrics;
 	int open_connections;		/* of this thread; the cap is on all threads' sum */
 	int calls_in_flight;		/* requests accepted and not yet answered */

@@ -27,7 +27,7 @@ from load import Load              # noqa: E402
 CASES = sorted(f[:-3].replace("_", "-") for f in os.listdir(os.path.join(HERE, "cases"))
                if f.endswith(".py") and f[0] != "_")
 # what `make test` runs (--short); the rest only with `make faults`
-SHORT_CASES = ["crash", "daemon-crash", "stall", "pool-exhausted", "lost-ack", "failover"]
+SHORT_CASES = ["crash", "daemon-crash", "stall", "pool-exhausted", "lost-ack", "failover", "read-standby"]
 
 
 def case_module(name):
