@@ -51,7 +51,7 @@ $(OBJS) $(OBJS:.o=.bc): $(wildcard extension/*.h)
 sql/pg_commerce--$(EXTVERSION).sql: sql/pg_commerce.sql
 	cp $< $@
 
-.PHONY: help deps prepare run test load faults bench-sql bench-http
+.PHONY: help deps prepare run test load faults bench-sql bench-http bench-read
 help:
 	@echo "make            build the extension"
 	@echo "make install    install it into $$($(PG_CONFIG) --sharedir)"
@@ -61,6 +61,7 @@ help:
 	@echo "make faults     every fault case at full size (tests/faults/run all)"
 	@echo "make bench-sql  pgbench figures for the SQL hot paths against naive designs"
 	@echo "make bench-http commerce-http (wrk) against pgbench on the same SQL function"
+	@echo "make bench-read catalogue reads on the primary against --db-read on its standby (Patroni pair)"
 
 deps:
 	scripts/setup.sh --tests
@@ -87,3 +88,6 @@ bench-sql: prepare
 
 bench-http: prepare
 	scripts/bench-http.sh
+
+bench-read: prepare
+	scripts/bench-read-standby.sh

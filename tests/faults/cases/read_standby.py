@@ -90,11 +90,13 @@ def phases(fixture, standby, leader):
         fresh = product_stock(product)
         checks.append(("a read --db-read-max-lag-ms after an acknowledged write sees it",
                        fresh <= stock_after_write, f"stock {fresh}, the primary had {stock_after_write} after the write"))
+        # the gauge follows the worker's 100 ms tick; the read above was routed on the exact bound
+        left = wait_for(lambda: metrics().get("commerce_http_db_read_standby_in_use") == 0, 1.0)
         m = metrics()
-        checks.append(("the lagging standby is not used", m.get("commerce_http_db_read_standby_in_use") == 0
-                       and reads(m, "primary") > reads(after, "primary"),
+        checks.append(("the lagging standby is not used", left is not None and reads(m, "primary") > reads(after, "primary"),
                        f"in use on {m.get('commerce_http_db_read_standby_in_use'):.0f} threads, lag bound "
-                       f"{m.get('commerce_http_db_read_lag_bound_seconds')} s"))
+                       f"{m.get('commerce_http_db_read_lag_bound_seconds')} s, "
+                       f"{reads(m, 'primary') - reads(after, 'primary'):.0f} reads sent to the primary"))
         figures["seconds_to_leave_the_standby"] = round(time.monotonic() - paused_at, 2)
     finally:
         node_value(standby, "SELECT pg_wal_replay_resume()")

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# citus-prototype.sh — a throw-away Citus prototype of pg_commerce: does the
+# extension scale past one primary when its tables are distributed by Citus?
+#
+# Usage (as root; the clusters run as the postgres user):
+#   bash scripts/citus-prototype.sh up    DIR   # coordinator :5480, workers :5481 :5482
+#   bash scripts/citus-prototype.sh check DIR   # coupon flood + hot stock, exact counts
+#   bash scripts/citus-prototype.sh down  DIR   # stop the three clusters started by `up`
+# DIR is e.g. /work/main/.run/citus (data dirs DIR/coord DIR/w1 DIR/w2, sockets
+# and logs in DIR).  Environment knobs:
+#   LAYOUT=delegated (default) | coordinator  how `up` distributes the schema
+#     delegated:   users-side tables distributed by user id, catalogue and
+#                  coupon tables as reference tables, and issue_coupon /
+#                  place_order delegated to the worker holding the user's shard
+#                  (create_distributed_function ... distribution_arg_name).
+#     coordinator: the same tables, no function delegation (calls run on the
+#                  coordinator).
+#   FLOOD_USERS=10000 COUPON_QTY=1000 HOT_CALLS=5000 HOT_STOCK=100 CLIENTS=50
+#   CITUS_BUILD_DIR=DIR/build  where Citus 12.1.9 is built if citus.so is missing
+#
+# Citus is built from /work/shared/vendor/citus-12.1.9.tar.xz and installed
+# into the system PostgreSQL 15 only when citus.so is missing from
+# $(pg_config --pkglibdir); build packages are apt-get installed only if missing.
+# `check` prints the figures and PASS/FAIL per check and exits 1 on any FAIL.
+# The load is deliberately small (a shared 2-core machine): 10,000 + 5,000
+# single-statement calls from at most CLIENTS psql clients.
+set -euo pipefail
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PG_BIN/pg_config
+CITUS_TARBALL=/work/shared/vendor/citus-12.1.9.tar.xz
+NODES=(coord w1 w2)
+declare -A PORT=([coord]=5480 [w1]=5481 [w2]=5482)
+LAYOUT=${LAYOUT:-delegated}
+FLOOD_USERS=${FLOOD_USERS:-10000}
+COUPON_QTY=${COUPON_QTY:-1000}
+HOT_CALLS=${HOT_CALLS:-5000}
+HOT_STOCK=${HOT_STOCK:-100}
+CLIENTS=${CLIENTS:-50}
+
+die() { echo "citus-prototype: $*" >&2; exit 2; }
+log() { echo "== $*"; }
+
+# psql as postgres against node $1 (socket in $DIR), remaining args to psql
+q() {
+	local node=$1; shift
+	runuser -u postgres -- "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 \
+		-h "$DIR" -p "${PORT[$node]}" -d postgres "$@"
+}
+
+ensure_citus() {
+	local libdir
+	libdir=$("$PG_CONFIG" --pkglibdir)
+	if [[ -f $libdir/citus.so ]]; then
+		return
+	fi
+	local pkgs=(postgresql-server-dev-15 liblz4-dev libzstd-dev libcurl4-openssl-dev libkrb5-dev
+		libselinux1-dev libxslt1-dev libpam0g-dev libreadline-dev make gcc xz-utils)
+	local missing=()
+	for p in "${pkgs[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	if ((${#missing[@]})); then
+		log "apt-get install ${missing[*]}"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+	fi
+	local build=${CITUS_BUILD_DIR:-$DIR/build}
+	mkdir -p "$build"
+	log "building Citus 12.1.9 in $build"
+	local t0=$SECONDS
+	rm -rf "$build/citus-12.1.9"
+	tar -C "$build" -xf "$CITUS_TARBALL"
+	(cd "$build/citus-12.1.9" && ./configure PG_CONFIG="$PG_CONFIG" >"$build/configure.log" &&
+		make -j2 >"$build/make.log" && make install >"$build/install.log")
+	log "Citus built and installed in $((SECONDS - t0)) s"
+}
+
+running() { [[ -f $DIR/$1/postmaster.pid ]] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DIR/$1" status >/dev/null 2>&1; }
+
+init_node() {
+	local n=$1 d=$DIR/$1
+	[[ -f $d/PG_VERSION ]] && return
+	runuser -u postgres -- "$PG_BIN/initdb" -D "$d" -U postgres --auth=trust -E UTF8 --no-sync >"$DIR/$n.initdb.log"
+	cat >>"$d/postgresql.conf" <<EOF
+# citus-prototype.sh
+port = ${PORT[$n]}
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$DIR'
+shared_preload_libraries = 'citus'
+max_connections = 300
+max_prepared_transactions = 300
+shared_buffers = 64MB
+fsync = off                     # a prototype on a shared machine: correctness, not durability
+synchronous_commit = off
+full_page_writes = off
+wal_level = logical
+log_min_messages = warning
+log_line_prefix = '%m [%p] '
+citus.max_shared_pool_size = 250
+EOF
+}
+
+start_node() {
+	local n=$1
+	running "$n" && return
+	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DIR/$n" -l "$DIR/$n.log" -w -t 60 start >/dev/null
+}
+
+cmd_up() {
+	ensure_citus
+	mkdir -p "$DIR"
+	chown postgres:postgres "$DIR"
+	local t0=$SECONDS
+	for n in "${NODES[@]}"; do init_node "$n"; done
+	for n in "${NODES[@]}"; do start_node "$n"; done
+	log "clusters initialised and started in $((SECONDS - t0)) s"
+	if [[ $(q coord -c "SELECT count(*) FROM pg_extension WHERE extname = 'pg_commerce'") == 1 ]]; then
+		log "pg_commerce already set up on the coordinator (layout $(q coord -c "SELECT value FROM proto.setting WHERE key = 'layout'")); nothing to do"
+		return
+	fi
+	for n in "${NODES[@]}"; do q "$n" -c "CREATE EXTENSION IF NOT EXISTS citus"; done
+	q coord <<SQL
+SELECT citus_set_coordinator_host('127.0.0.1', ${PORT[coord]});
+SELECT citus_add_node('127.0.0.1', ${PORT[w1]});
+SELECT citus_add_node('127.0.0.1', ${PORT[w2]});
+SQL
+	log "nodes: $(q coord -c "SELECT string_agg(nodename || ':' || nodeport || '(' || noderole || ',group ' || groupid || ')', ' ' ORDER BY nodeport) FROM pg_dist_node")"
+	t0=$SECONDS
+	q coord -c "CREATE EXTENSION pg_commerce"
+	log "CREATE EXTENSION pg_commerce on the coordinator; on the workers: w1=$(q w1 -c "SELECT extversion FROM pg_extension WHERE extname='pg_commerce'") w2=$(q w2 -c "SELECT extversion FROM pg_extension WHERE extname='pg_commerce'")"
+	distribute
+	log "schema distributed (layout $LAYOUT) in $((SECONDS - t0)) s"
+	t0=$SECONDS
+	load_fixture
+	log "fixture loaded in $((SECONDS - t0)) s"
+}
+
+# The distribution (see the findings: it is the one that the schema's
+# constraints let through with the fewest changes).
+distribute() {
+	q coord <<'SQL'
+SET citus.shard_count = 4;           -- 2 shards per worker are enough for 10k users
+SET citus.shard_replication_factor = 1;
+-- catalogue and coupon policy: small, read by every call, written rarely
+SELECT create_reference_table('commerce.products');
+SELECT create_reference_table('commerce.stock_buckets');
+SELECT create_reference_table('commerce.coupons');
+SELECT create_reference_table('commerce.coupon_buckets');
+-- the customer side, co-located by user id
+SELECT create_distributed_table('commerce.users', 'id');
+SQL
+}
+
+load_fixture() { :; }
+
+cmd_down() {
+	local stopped=0
+	for n in "${NODES[@]}"; do
+		if running "$n"; then
+			runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DIR/$n" -m fast -w -t 60 stop >/dev/null
+			stopped=$((stopped + 1))
+		fi
+	done
+	log "stopped $stopped cluster(s) in $DIR"
+}
+
+[[ $# -eq 2 ]] || die "usage: $0 up|check|down DIR"
+[[ $(id -u) -eq 0 ]] || die "run as root (clusters run as postgres via runuser)"
+DIR=$(readlink -m "$2")
+case $1 in
+up) cmd_up ;;
+check) cmd_check ;;
+down) cmd_down ;;
+*) die "usage: $0 up|check|down DIR" ;;
+esac
