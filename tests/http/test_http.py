@@ -1563,6 +1563,63 @@ class ConcurrencyTest(unittest.TestCase):
         self.assertEqual(get(f"/api/products/{pid}").json["stock"], 0)
 
 
+class TwoDaemonsTest(unittest.TestCase, SanitizerCheck):
+    """Two commerce-http daemons against one primary, as when a shop runs
+    one per machine behind a load balancer: the counts stay exact and a key
+    retried on the other daemon still gets its first answer, because every
+    rule lives in the database, not in a daemon."""
+    PORT = HTTP_PORT + 30
+
+    @classmethod
+    def setUpClass(cls):
+        cls.other = Daemon(port=cls.PORT).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        status = cls.other.stop()
+        assert status == 0 and cls.other.sanitizer_report() is None, cls.other.read_log()[-2000:]
+
+    def flood(self, path, bodies):
+        """Each body sent once, alternately to either daemon, 150 at a time."""
+        def send(i):
+            return post(path, bodies[i], port=self.PORT if i % 2 else None)
+        with concurrent.futures.ThreadPoolExecutor(150) as ex:
+            results = list(ex.map(send, range(len(bodies))))
+        counts = {}
+        for r in results:
+            counts[(r.status, r.code)] = counts.get((r.status, r.code), 0) + 1
+        return counts
+
+    def test_coupon_flood_through_two_daemons(self):
+        cid = new_coupon(quantity=200)
+        first = int(psql_value("SELECT min(commerce.create_user('two-' || g)) FROM generate_series(1, 2000) g"))
+        counts = self.flood("/api/coupons/issue", [{"userId": first + i, "couponId": cid} for i in range(2000)])
+        self.assertEqual(counts, {(201, None): 200, (409, "COUPON_SOLD_OUT"): 1800}, counts)
+        self.assertEqual(psql_value(f"SELECT count(*), count(DISTINCT user_id) FROM commerce.issued_coupons "
+                                    f"WHERE coupon_id = {cid}"), "200")
+
+    def test_hot_stock_through_two_daemons(self):
+        pid = new_product(price=100, stock=50, buckets=8)
+        first = int(psql_value("SELECT min(u) FROM (SELECT commerce.create_user('two-hot-' || g) u "
+                               "FROM generate_series(1, 1000) g) s"))
+        psql(f"SELECT commerce.charge_balance(u, 10000) FROM generate_series({first}, {first + 999}) u")
+        counts = self.flood("/api/orders", [{"userId": first + i, "productId": pid, "quantity": 1}
+                                            for i in range(1000)])
+        self.assertEqual(counts, {(201, None): 50, (409, "OUT_OF_STOCK"): 950}, counts)
+        self.assertEqual(psql_value(f"SELECT stock FROM commerce.get_product({pid})"), "0")
+
+    def test_a_key_sent_to_both_daemons_places_one_order(self):
+        uid, pid = new_user(), new_product(price=700)
+        key = unique("two-daemons")
+        body = {"userId": uid, "productId": pid, "quantity": 1}
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            results = list(ex.map(lambda i: post("/api/orders", body, headers={"Idempotency-Key": key},
+                                                 port=self.PORT if i % 2 else None), range(8)))
+        self.assertEqual({r.status for r in results}, {201}, results)
+        self.assertEqual(len({r.json["orderId"] for r in results}), 1, results)
+        self.assertEqual(psql_value(f"SELECT count(*) FROM commerce.orders WHERE user_id = {uid}"), "1")
+
+
 def coupon_duplicates(port=None):
     """commerce_http_coupon_duplicate_attempts_total of one daemon."""
     text = get("/metrics", port=port).raw
