@@ -51,7 +51,7 @@ $(OBJS) $(OBJS:.o=.bc): $(wildcard extension/*.h)
 sql/pg_commerce--$(EXTVERSION).sql: sql/pg_commerce.sql
 	cp $< $@
 
-.PHONY: help deps prepare run test load faults bench-sql bench-http bench-read
+.PHONY: help deps prepare run test load faults bench-sql bench-http bench-read bench-pgbouncer
 help:
 	@echo "make            build the extension"
 	@echo "make install    install it into $$($(PG_CONFIG) --sharedir)"
@@ -62,6 +62,7 @@ help:
 	@echo "make bench-sql  pgbench figures for the SQL hot paths against naive designs"
 	@echo "make bench-http commerce-http (wrk) against pgbench on the same SQL function"
 	@echo "make bench-read catalogue reads on the primary against --db-read on its standby (Patroni pair)"
+	@echo "make bench-pgbouncer  the SQL and commerce-http through PgBouncer's transaction and session pools"
 
 deps:
 	scripts/setup.sh --tests
@@ -91,3 +92,6 @@ bench-http: prepare
 
 bench-read: prepare
 	scripts/bench-read-standby.sh
+
+bench-pgbouncer: prepare
+	scripts/bench-pgbouncer.sh
