@@ -272,16 +272,6 @@ sqlstate_is_unavailable(const char *s)
 		|| strcmp(s, "55P03") == 0;	/* lock not available */
 }
 
-/* A value the handler copied into the call for the response body; 0 if absent (ids start at 1). */
-static int64_t
-call_extra(const call_t *call, const char *key)
-{
-	for (int i = 0; i < call->n_extra; i++)
-		if (strcmp(call->extra_keys[i], key) == 0)
-			return call->extra_values[i];
-	return 0;
-}
-
 static int
 field_is(PGresult *res, int field, const char *expected)
 {
@@ -319,7 +309,7 @@ coupon_duplicate(call_t *call, PGresult *res, const char *sqlstate)
 	metrics_count_coupon_duplicate(&call->worker->metrics);
 	if (commerce_config.log_level >= COMMERCE_LOG_INFO)
 		commerce_log(COMMERCE_INFO, "coupon already issued%s: user %" PRId64 " coupon %" PRId64,
-					 how, call_extra(call, "userId"), call_extra(call, "couponId"));
+					 how, call->coupon_user_id, call->coupon_id);
 	return 1;
 }
 
@@ -553,24 +543,14 @@ row_to_object(PGresult *res, int row)
 void
 rows_reply_single(call_t *call, PGresult *res)
 {
-	json_t *obj, *row;
+	json_t *obj;
 
 	if (PQntuples(res) < 1) {
 		call_reply_error(call, 404, "NOT_FOUND", "%s", call->not_found != NULL ? call->not_found : "not found");
 		return;
 	}
-	/* the API's key order (docs/openapi.yaml): {userId, balance} but {issuedCouponId, couponId, userId, status} */
-	obj = json_object();
-	row = row_to_object(res, 0);
-	if (call->row_first)
-		json_object_update(obj, row);
-	for (int i = 0; i < call->n_extra; i++)
-		json_object_set_new(obj, call->extra_keys[i], json_integer(call->extra_values[i]));
-	if (!call->row_first)
-		json_object_update(obj, row);
-	json_decref(row);
-	if (call->extra_status != NULL)
-		json_object_set_new(obj, "status", json_string(call->extra_status));
+	/* the statement's columns are the answer, in the API's key order (docs/openapi.yaml) */
+	obj = row_to_object(res, 0);
 	call_reply_json(call, call->ok_status, obj);
 }
 

@@ -17,8 +17,6 @@
 #include "router.h"
 #include "worker.h"
 
-#define CALL_MAX_EXTRA 3
-
 typedef struct call call_t;
 typedef void (*call_on_rows) (call_t *call, PGresult *res);
 
@@ -37,11 +35,8 @@ struct call {
 	const char *page_key;		/* the column "next" is taken from (default "id") */
 	int operator;				/* an /api/admin route: runs on the operator pool */
 	int standby_read;			/* a catalogue read: may run on the --db-read standby */
-	int n_extra;				/* integer fields copied into a single-row response */
-	const char *extra_keys[CALL_MAX_EXTRA];
-	int64_t extra_values[CALL_MAX_EXTRA];
-	const char *extra_status;	/* a constant "status" field, when not from the row */
-	int row_first;				/* put the row's fields before the extra ones */
+	int64_t coupon_user_id;		/* POST /api/coupons/issue: who asked for which coupon (0: by */
+	int64_t coupon_id;			/* code), for the log line when the user already holds it */
 	const char *idempotency_key;	/* sent back on every answer (in req->pool), or NULL */
 	const char *not_found;		/* rows_reply_single's message when no row came back */
 	char request_id[32];		/* with --access-log: "thread-sequence", sent as X-Request-Id */

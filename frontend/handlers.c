@@ -24,14 +24,6 @@ int_text(int_text_t buf, int64_t n)
 	return buf;
 }
 
-static void
-add_extra(call_t *call, const char *key, int64_t value)
-{
-	call->extra_keys[call->n_extra] = key;
-	call->extra_values[call->n_extra] = value;
-	call->n_extra++;
-}
-
 /* Idempotency-Key: 1..128 visible ASCII characters; NULL when absent. */
 static int
 idempotency_key(call_t *call, char *out)
@@ -383,9 +375,7 @@ issue_coupon_by_code(call_t *call, json_t *body, int64_t user_id, const char *ke
 		return;
 	}
 	values[0] = int_text(user_text, user_id);
-	add_extra(call, "userId", user_id);
-	call->extra_status = "issued";
-	call->row_first = 1;
+	call->coupon_user_id = user_id;
 	call->on_rows = rows_reply_single;
 	call->ok_status = 201;
 	call_query(call, DB_STMT_ISSUE_COUPON_BY_CODE, 2, values);
@@ -426,11 +416,8 @@ handle_coupons_issue(call_t *call, h2o_iovec_t id)
 	} else {
 		values[0] = int_text(user_text, user_id);
 		values[1] = int_text(coupon_text, coupon_id);
-		/* for the 201 body, and for call.c's log line when the user already holds it */
-		add_extra(call, "couponId", coupon_id);
-		add_extra(call, "userId", user_id);
-		call->extra_status = "issued";
-		call->row_first = 1;
+		call->coupon_user_id = user_id;
+		call->coupon_id = coupon_id;
 		call->on_rows = rows_reply_single;
 		call->ok_status = 201;
 		call_query(call, DB_STMT_ISSUE_COUPON, 2, values);
@@ -520,7 +507,6 @@ handle_balance_get(call_t *call, h2o_iovec_t id)
 	if (path_user(call, id, &user_id) == FIELD_ANSWERED)
 		return;
 	values[0] = int_text(user_text, user_id);
-	add_extra(call, "userId", user_id);
 	call->on_rows = rows_reply_single;
 	call_query(call, DB_STMT_GET_BALANCE, 1, values);
 }

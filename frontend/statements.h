@@ -46,7 +46,10 @@
 	  ORDER_COLUMNS \
 	  "FROM commerce.get_order($1) " \
 	  "WHERE $2::pg_catalog.int8 IS NULL OR user_id OPERATOR(pg_catalog.=) $2", 2) \
-	X(ISSUE_COUPON, "SELECT commerce.issue_coupon($1, $2) AS issued_coupon_id", 2) \
+	/* a coupon just issued is "issued" (commerce.issued_coupons.status) */ \
+	X(ISSUE_COUPON, \
+	  "SELECT commerce.issue_coupon($1, $2) AS issued_coupon_id, $2::pg_catalog.int8 AS coupon_id, " \
+	  "$1::pg_catalog.int8 AS user_id, 'issued'::pg_catalog.text AS status", 2) \
 	X(USER_COUPONS, \
 	  "SELECT issued_coupon_id, coupon_id, code, name, status, discount_type, discount_value, " \
 	  "max_discount, min_order_amount, " \
@@ -55,13 +58,14 @@
 	  ISO_TIME("used_at") " AS used_at, order_id " \
 	  "FROM commerce.user_coupons($1)", 1) \
 	X(ISSUE_COUPON_BY_CODE, \
-	  "SELECT issued_coupon_id, coupon_id FROM commerce.issue_coupon_by_code($1, $2)", 2) \
+	  "SELECT issued_coupon_id, coupon_id, $1::pg_catalog.int8 AS user_id, 'issued'::pg_catalog.text AS status " \
+	  "FROM commerce.issue_coupon_by_code($1, $2)", 2) \
 	X(USER_ORDERS, \
 	  ORDER_COLUMNS \
 	  "FROM commerce.user_orders($1, $2, $3)", 3) \
 	X(KEYED_CALL, \
 	  "SELECT status, body, replayed FROM commerce.keyed_call($1, $2, $3, $4::pg_catalog.jsonb)", 4) \
-	X(GET_BALANCE, "SELECT commerce.get_balance($1) AS balance", 1) \
+	X(GET_BALANCE, "SELECT $1::pg_catalog.int8 AS user_id, commerce.get_balance($1) AS balance", 1) \
 	/* where the WAL stands, in bytes: replica.c compares the two to bound a standby's lag */ \
 	X(PRIMARY_WAL_POSITION, \
 	  "SELECT (pg_catalog.pg_current_wal_insert_lsn() OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)" \
