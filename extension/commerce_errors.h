@@ -41,6 +41,15 @@
 	X(TOO_MANY_REQUESTS,     "PC429", 429, "the caller's rate limit is used up (commerce-http)") \
 	X(UNAVAILABLE,           "PC503", 503, "database unreachable, pool exhausted, overloaded")
 
+/* The rows by name, in table order: COMMERCE_INVALID_ARGUMENT, ... (both programs). */
+#define COMMERCE_ERROR_ENUM(name, sqlstate, http, condition) COMMERCE_##name,
+typedef enum CommerceError
+{
+	COMMERCE_ERROR_TABLE(COMMERCE_ERROR_ENUM)
+	COMMERCE_ERROR_COUNT
+} CommerceError;
+#undef COMMERCE_ERROR_ENUM
+
 /* The SQLSTATE class shared by every row above. */
 #define COMMERCE_SQLSTATE_CLASS "PC"
 

@@ -31,6 +31,7 @@
 #include "common/int.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -421,9 +422,13 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 	pg_commerce_check_id("user_id", user_id);
 	if (has_coupon)
 		pg_commerce_check_id("coupon_id", coupon_id);
-	if (key != NULL && (VARSIZE_ANY_EXHDR(key) < 1 || VARSIZE_ANY_EXHDR(key) > 200))
-		order_error(COMMERCE_INVALID_ARGUMENT,
-					errmsg("idempotency_key must be 1 to 200 bytes"));
+	if (key != NULL) {
+		int			chars = pg_mbstrlen_with_len(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+
+		if (chars < 1 || chars > COMMERCE_MAX_IDEMPOTENCY_KEY)
+			order_error(COMMERCE_INVALID_ARGUMENT,
+						errmsg("idempotency_key must be 1 to %d characters", COMMERCE_MAX_IDEMPOTENCY_KEY));
+	}
 	items = pg_commerce_parse_items(PG_GETARG_JSONB_P(1));
 	fingerprint = pg_commerce_order_fingerprint(items, has_coupon, coupon_id);
 

@@ -89,10 +89,10 @@ pg_commerce_parse_items(Jsonb *items)
 				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
 				 errmsg("items must not be empty"),
 				 errdetail("An order needs at least one item.")));
-	if (count > PG_COMMERCE_MAX_ORDER_LINES)
+	if (count > COMMERCE_MAX_ORDER_LINES)
 		ereport(ERROR,
 				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
-				 errmsg("items must have at most %d entries", PG_COMMERCE_MAX_ORDER_LINES),
+				 errmsg("items must have at most %d entries", COMMERCE_MAX_ORDER_LINES),
 				 errdetail("items had %d entries.", count)));
 
 	result = palloc(offsetof(OrderItems, lines) + sizeof(OrderLine) * count);
@@ -106,7 +106,7 @@ pg_commerce_parse_items(Jsonb *items)
 		object = element->val.binary.data;
 		result->lines[i].product_id = member_integer(object, "product_id", i, 1, PG_INT64_MAX);
 		result->lines[i].quantity = (int32) member_integer(object, "quantity", i, 1,
-														   PG_COMMERCE_MAX_LINE_QUANTITY);
+														   COMMERCE_MAX_LINE_QUANTITY);
 		if (JsonContainerSize(object) != 2)
 			invalid_item(i, "unknown key", "Only product_id and quantity are allowed.");
 	}
@@ -123,11 +123,11 @@ pg_commerce_parse_items(Jsonb *items)
 			 * Each line is valid on its own, so this is not malformed input
 			 * (400) but a limit on what one order may ask for (422).
 			 */
-			if (sum > PG_COMMERCE_MAX_LINE_QUANTITY)
+			if (sum > COMMERCE_MAX_LINE_QUANTITY)
 				ereport(ERROR,
 						(errcode(pg_commerce_errcode(COMMERCE_QUANTITY_LIMIT_EXCEEDED)),
 						 errmsg("quantity of product " INT64_FORMAT " must be at most %d in one order",
-								result->lines[i].product_id, PG_COMMERCE_MAX_LINE_QUANTITY),
+								result->lines[i].product_id, COMMERCE_MAX_LINE_QUANTITY),
 						 errdetail("Its lines sum to more than that.")));
 			result->lines[n - 1].quantity = sum;
 		}

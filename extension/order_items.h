@@ -9,9 +9,7 @@
 
 #include "pg_commerce.h"
 
-/* Bounds that keep one order's work and locks small. */
-#define PG_COMMERCE_MAX_ORDER_LINES		100
-#define PG_COMMERCE_MAX_LINE_QUANTITY	10000
+#include "commerce_limits.h"
 
 typedef struct OrderLine
 {

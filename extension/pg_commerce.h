@@ -16,15 +16,6 @@
 
 #include "commerce_errors.h"
 
-/* The extension's error conditions, in the order of commerce_errors.h. */
-#define PG_COMMERCE_ERROR_ENUM(name, sqlstate, http, condition) COMMERCE_##name,
-typedef enum CommerceError
-{
-	COMMERCE_ERROR_TABLE(PG_COMMERCE_ERROR_ENUM)
-	COMMERCE_ERROR_COUNT
-} CommerceError;
-#undef PG_COMMERCE_ERROR_ENUM
-
 /* The SQLSTATE (as an errcode() argument) of one of our conditions. */
 extern int	pg_commerce_errcode(CommerceError error);
 

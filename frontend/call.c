@@ -43,12 +43,6 @@ static const error_row_t error_rows[] = {
 #undef ERROR_ROW
 };
 
-/* Indexes into error_rows, to name one row without repeating its SQLSTATE. */
-enum {
-#define ERROR_INDEX(name, sqlstate, status, condition) ERROR_INDEX_##name,
-	COMMERCE_ERROR_TABLE(ERROR_INDEX)
-#undef ERROR_INDEX
-};
 
 static uint64_t
 now_us(void)
@@ -236,15 +230,15 @@ call_reply_json(call_t *call, int status, json_t *body)
 	free(text);
 }
 
-void
-call_reply_error(call_t *call, int status, const char *code, const char *fmt, ...)
+static void reply_error_va(call_t *call, int status, const char *code, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+
+static void
+reply_error_va(call_t *call, int status, const char *code, const char *fmt, va_list ap)
 {
 	char message[512];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
-	va_end(ap);
 	/* messages may echo client bytes, cut anywhere: JSON strings must be UTF-8 */
 	{
 		json_t *probe = json_string(message);
@@ -258,6 +252,26 @@ call_reply_error(call_t *call, int status, const char *code, const char *fmt, ..
 	}
 	call_reply_json(call, status,
 					json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+}
+
+void
+call_reply_error(call_t *call, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	reply_error_va(call, status, code, fmt, ap);
+	va_end(ap);
+}
+
+void
+call_refuse(call_t *call, CommerceError error, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	reply_error_va(call, error_rows[error].http_status, error_rows[error].code, fmt, ap);
+	va_end(ap);
 }
 
 /* ---- database results --------------------------------------------------- */
@@ -299,7 +313,7 @@ coupon_duplicate(call_t *call, PGresult *res, const char *sqlstate)
 
 	if (call->route != ROUTE_COUPONS_ISSUE)
 		return 0;
-	if (strcmp(sqlstate, error_rows[ERROR_INDEX_COUPON_ALREADY_ISSUED].sqlstate) == 0)
+	if (strcmp(sqlstate, error_rows[COMMERCE_COUPON_ALREADY_ISSUED].sqlstate) == 0)
 		how = "";
 	else if (strcmp(sqlstate, "23505") == 0 && field_is(res, PG_DIAG_SCHEMA_NAME, "commerce") &&
 			 field_is(res, PG_DIAG_TABLE_NAME, "issued_coupons"))
@@ -324,33 +338,33 @@ reply_pg_error(call_t *call, PGresult *res)
 	if (primary == NULL)
 		primary = "database error";
 	if (coupon_duplicate(call, res, sqlstate)) {
-		const error_row_t *row = &error_rows[ERROR_INDEX_COUPON_ALREADY_ISSUED];
+		const error_row_t *row = &error_rows[COMMERCE_COUPON_ALREADY_ISSUED];
 
 		/* the unique key's own message names an index, not what the client did */
-		call_reply_error(call, row->http_status, row->code, "%s",
-						 strcmp(sqlstate, row->sqlstate) == 0 ? primary : row->condition);
+		call_refuse(call, COMMERCE_COUPON_ALREADY_ISSUED, "%s",
+					strcmp(sqlstate, row->sqlstate) == 0 ? primary : row->condition);
 		return;
 	}
 	if (strncmp(sqlstate, COMMERCE_SQLSTATE_CLASS, 2) == 0) {
-		for (size_t i = 0; i < sizeof(error_rows) / sizeof(error_rows[0]); i++)
+		for (int i = 0; i < COMMERCE_ERROR_COUNT; i++)
 			if (strcmp(error_rows[i].sqlstate, sqlstate) == 0) {
-				call_reply_error(call, error_rows[i].http_status, error_rows[i].code, "%s", primary);
+				call_refuse(call, (CommerceError) i, "%s", primary);
 				return;
 			}
 	}
 	if (strcmp(sqlstate, "57014") == 0) {
 		/* cancelled by the session's statement_timeout (db.c): rolled back */
-		call_reply_error(call, 503, "UNAVAILABLE", "the database did not finish in time; nothing was changed, retry later");
+		call_refuse(call, COMMERCE_UNAVAILABLE, "the database did not finish in time; nothing was changed, retry later");
 		return;
 	}
 	if (sqlstate_is_unavailable(sqlstate)) {
 		commerce_log(COMMERCE_WARNING, "%s: database error %s: %s", route_labels[call->route], sqlstate, primary);
-		call_reply_error(call, 503, "UNAVAILABLE", "database unavailable, retry later");
+		call_refuse(call, COMMERCE_UNAVAILABLE, "database unavailable, retry later");
 		return;
 	}
 	if (strncmp(sqlstate, "22", 2) == 0) {
 		/* data exception: a value the database could not take */
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s", primary);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s", primary);
 		return;
 	}
 	commerce_log(COMMERCE_ERROR, "%s: unexpected database error %s: %s",
@@ -375,11 +389,11 @@ on_query_result(void *owner, db_outcome_t outcome, PGresult *res)
 	switch (outcome) {
 	case DB_UNAVAILABLE:
 		COUNTER_BUMP(call->worker->metrics.rejected_unavailable);
-		call_reply_error(call, 503, "UNAVAILABLE", "database connection lost, retry later");
+		call_refuse(call, COMMERCE_UNAVAILABLE, "database connection lost, retry later");
 		return;
 	case DB_NOT_SENT:
 		COUNTER_BUMP(call->worker->metrics.rejected_queue_full);
-		call_reply_error(call, 503, "UNAVAILABLE", "overloaded: not sent to the database in time, retry later");
+		call_refuse(call, COMMERCE_UNAVAILABLE, "overloaded: not sent to the database in time, retry later");
 		return;
 	case DB_LOST:
 		COUNTER_BUMP(call->worker->metrics.rejected_unavailable);
@@ -387,7 +401,7 @@ on_query_result(void *owner, db_outcome_t outcome, PGresult *res)
 			call_reply_error(call, 503, "OUTCOME_UNKNOWN", "database connection lost after the call was sent: "
 							 "it may have taken effect; retry with the same Idempotency-Key");
 		else
-			call_reply_error(call, 503, "UNAVAILABLE", "database connection lost, retry later");
+			call_refuse(call, COMMERCE_UNAVAILABLE, "database connection lost, retry later");
 		return;
 	case DB_TIMEOUT:
 		COUNTER_BUMP(call->worker->metrics.timeouts);
@@ -420,12 +434,12 @@ call_query(call_t *call, db_statement_t stmt, int nparams, const char *const *va
 	int rc;
 
 	if (w->stopping) {
-		call_reply_error(call, 503, "UNAVAILABLE", "shutting down");
+		call_refuse(call, COMMERCE_UNAVAILABLE, "shutting down");
 		return;
 	}
 	q = db_query_new(stmt, nparams, values);
 	if (q == NULL) {
-		call_reply_error(call, 503, "UNAVAILABLE", "out of memory");
+		call_refuse(call, COMMERCE_UNAVAILABLE, "out of memory");
 		return;
 	}
 	call->query = q;
@@ -441,10 +455,10 @@ call_query(call_t *call, db_statement_t stmt, int nparams, const char *const *va
 	call->query = NULL;
 	if (rc == -2) {
 		COUNTER_BUMP(w->metrics.rejected_queue_full);
-		call_reply_error(call, 503, "UNAVAILABLE", "overloaded: request queue full, retry later");
+		call_refuse(call, COMMERCE_UNAVAILABLE, "overloaded: request queue full, retry later");
 	} else {
 		COUNTER_BUMP(w->metrics.rejected_unavailable);
-		call_reply_error(call, 503, "UNAVAILABLE", "database unavailable, retry later");
+		call_refuse(call, COMMERCE_UNAVAILABLE, "database unavailable, retry later");
 	}
 }
 
@@ -546,7 +560,7 @@ rows_reply_single(call_t *call, PGresult *res)
 	json_t *obj;
 
 	if (PQntuples(res) < 1) {
-		call_reply_error(call, 404, "NOT_FOUND", "%s", call->not_found != NULL ? call->not_found : "not found");
+		call_refuse(call, COMMERCE_NOT_FOUND, "%s", call->not_found != NULL ? call->not_found : "not found");
 		return;
 	}
 	/* the statement's columns are the answer, in the API's key order (docs/openapi.yaml) */
@@ -578,7 +592,7 @@ rows_reply_keyed(call_t *call, PGresult *res)
 	if (call->route == ROUTE_COUPONS_ISSUE && status == 409) {
 		const char *code = json_string_value(json_object_get(json_object_get(body, "error"), "code"));
 
-		if (code != NULL && strcmp(code, error_rows[ERROR_INDEX_COUPON_ALREADY_ISSUED].code) == 0)
+		if (code != NULL && strcmp(code, error_rows[COMMERCE_COUPON_ALREADY_ISSUED].code) == 0)
 			metrics_count_coupon_duplicate(&call->worker->metrics);
 	}
 	call_reply_json(call, status, body);

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include "h2o_includes.h"
 #include "auth.h"
+#include "commerce_errors.h"
 #include "db.h"
 #include "router.h"
 #include "worker.h"
@@ -46,6 +47,12 @@ call_t *call_new(h2o_req_t *req, route_id_t route);
 
 /* Each answers once; later calls are ignored.  body is stolen. */
 void call_reply_json(call_t *call, int status, json_t *body);
+/*
+ * A refusal of the error table (commerce_errors.h): its status and code come
+ * from the table's row, so the daemon and the database answer alike.
+ */
+void call_refuse(call_t *call, CommerceError error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* An answer about the transport, outside the table: OUTCOME_UNKNOWN (503 or 504), TIMEOUT, INTERNAL, ... */
 void call_reply_error(call_t *call, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void call_reply_text(call_t *call, int status, const char *content_type, const char *body, size_t len);

@@ -13,7 +13,6 @@
 
 #include "validate.h"
 
-#define IDEMPOTENCY_KEY_MAX 128
 
 typedef char int_text_t[24];
 
@@ -24,7 +23,7 @@ int_text(int_text_t buf, int64_t n)
 	return buf;
 }
 
-/* Idempotency-Key: 1..128 visible ASCII characters; NULL when absent. */
+/* Idempotency-Key: 1..COMMERCE_MAX_IDEMPOTENCY_KEY visible ASCII characters; NULL when absent. */
 static int
 idempotency_key(call_t *call, char *out)
 {
@@ -35,18 +34,18 @@ idempotency_key(call_t *call, char *out)
 	if (at < 0)
 		return FIELD_ABSENT;
 	if (h2o_find_header_by_str(&req->headers, H2O_STRLIT("idempotency-key"), at) >= 0) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "Idempotency-Key: given more than once");
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "Idempotency-Key: given more than once");
 		return FIELD_ANSWERED;
 	}
 	v = req->headers.entries[at].value;
-	if (v.len < 1 || v.len > IDEMPOTENCY_KEY_MAX) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "Idempotency-Key must be 1 to %d characters",
-						 IDEMPOTENCY_KEY_MAX);
+	if (v.len < 1 || v.len > COMMERCE_MAX_IDEMPOTENCY_KEY) {
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "Idempotency-Key must be 1 to %d characters",
+						 COMMERCE_MAX_IDEMPOTENCY_KEY);
 		return FIELD_ANSWERED;
 	}
 	for (size_t i = 0; i < v.len; i++)
 		if (v.base[i] < 0x21 || v.base[i] > 0x7e) {
-			call_reply_error(call, 400, "INVALID_ARGUMENT", "Idempotency-Key must be visible ASCII");
+			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "Idempotency-Key must be visible ASCII");
 			return FIELD_ANSWERED;
 		}
 	memcpy(out, v.base, v.len);
@@ -68,7 +67,7 @@ generate_idempotency_key(call_t *call, char *out)
 	unsigned char bits[16];
 
 	if (getrandom(bits, sizeof(bits), GRND_NONBLOCK) != (ssize_t) sizeof(bits)) {
-		call_reply_error(call, 503, "UNAVAILABLE", "cannot generate an Idempotency-Key now; send one");
+		call_refuse(call, COMMERCE_UNAVAILABLE, "cannot generate an Idempotency-Key now; send one");
 		return FIELD_ANSWERED;
 	}
 	strcpy(out, "auto-");
@@ -88,7 +87,7 @@ may_act_for(call_t *call, int64_t user_id, const char *field)
 {
 	if (!call->caller.authenticated || call->caller.is_admin || call->caller.user_id == user_id)
 		return FIELD_OK;
-	call_reply_error(call, 403, "FORBIDDEN", "%s: %" PRId64 " is not the user of this token", field, user_id);
+	call_refuse(call, COMMERCE_FORBIDDEN, "%s: %" PRId64 " is not the user of this token", field, user_id);
 	return FIELD_ANSWERED;
 }
 
@@ -168,7 +167,7 @@ keyed_query(call_t *call, db_statement_t statement, int64_t user_id, const char 
 
 	json_decref(args);
 	if (args_text == NULL) {
-		call_reply_error(call, 503, "UNAVAILABLE", "out of memory");
+		call_refuse(call, COMMERCE_UNAVAILABLE, "out of memory");
 		return;
 	}
 	values[0] = int_text(user_text, user_id);
@@ -190,12 +189,12 @@ take_item(call_t *call, json_t *src, json_t *items, const char *where)
 	json_t *value;
 
 	if (!json_is_object(src)) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be an object", where);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be an object", where);
 		return FIELD_ANSWERED;
 	}
 	json_object_foreach(src, key, value) {
 		if (strcmp(key, item_keys[0]) != 0 && strcmp(key, item_keys[1]) != 0) {
-			call_reply_error(call, 400, "INVALID_ARGUMENT", "%s.%.64s: unknown field", where, key);
+			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s.%.64s: unknown field", where, key);
 			return FIELD_ANSWERED;
 		}
 	}
@@ -204,14 +203,14 @@ take_item(call_t *call, json_t *src, json_t *items, const char *where)
 
 		snprintf(field, sizeof(field), "%s.productId", where);
 		if (json_object_get(src, "productId") == NULL || json_is_null(json_object_get(src, "productId"))) {
-			call_reply_error(call, 400, "INVALID_ARGUMENT", "%s is required", field);
+			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s is required", field);
 			return FIELD_ANSWERED;
 		}
 		{
 			json_t *pid = json_object_get(src, "productId");
 
 			if (!json_is_integer(pid) || json_integer_value(pid) < 1) {
-				call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be a positive integer", field);
+				call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be a positive integer", field);
 				return FIELD_ANSWERED;
 			}
 			product_id = json_integer_value(pid);
@@ -221,12 +220,12 @@ take_item(call_t *call, json_t *src, json_t *items, const char *where)
 			json_t *q = json_object_get(src, "quantity");
 
 			if (q == NULL || json_is_null(q)) {
-				call_reply_error(call, 400, "INVALID_ARGUMENT", "%s is required", field);
+				call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s is required", field);
 				return FIELD_ANSWERED;
 			}
-			if (!json_is_integer(q) || json_integer_value(q) < 1 || json_integer_value(q) > VALIDATE_MAX_QUANTITY) {
-				call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be an integer between 1 and %d",
-								 field, VALIDATE_MAX_QUANTITY);
+			if (!json_is_integer(q) || json_integer_value(q) < 1 || json_integer_value(q) > COMMERCE_MAX_LINE_QUANTITY) {
+				call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be an integer between 1 and %d",
+								 field, COMMERCE_MAX_LINE_QUANTITY);
 				return FIELD_ANSWERED;
 			}
 			quantity = json_integer_value(q);
@@ -241,7 +240,7 @@ void
 handle_orders_create(call_t *call, h2o_iovec_t id)
 {
 	static const char *const keys[] = {"userId", "items", "productId", "quantity", "couponId", NULL};
-	char key[IDEMPOTENCY_KEY_MAX + 1];
+	char key[COMMERCE_MAX_IDEMPOTENCY_KEY + 1];
 	int_text_t user_text, coupon_text;
 	int64_t user_id, coupon_id;
 	const char *values[4];
@@ -265,12 +264,12 @@ handle_orders_create(call_t *call, h2o_iovec_t id)
 		json_t *item;
 
 		if (json_object_get(body, "productId") != NULL || json_object_get(body, "quantity") != NULL) {
-			call_reply_error(call, 400, "INVALID_ARGUMENT", "items: give either items or productId/quantity, not both");
+			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "items: give either items or productId/quantity, not both");
 			goto done;
 		}
-		if (!json_is_array(list) || json_array_size(list) < 1 || json_array_size(list) > VALIDATE_MAX_ITEMS) {
-			call_reply_error(call, 400, "INVALID_ARGUMENT", "items must be an array of 1 to %d items",
-							 VALIDATE_MAX_ITEMS);
+		if (!json_is_array(list) || json_array_size(list) < 1 || json_array_size(list) > COMMERCE_MAX_ORDER_LINES) {
+			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "items must be an array of 1 to %d items",
+							 COMMERCE_MAX_ORDER_LINES);
 			goto done;
 		}
 		json_array_foreach(list, i, item) {
@@ -285,7 +284,7 @@ handle_orders_create(call_t *call, h2o_iovec_t id)
 
 		if (json_object_get(body, "productId") == NULL) {
 			json_decref(single);
-			call_reply_error(call, 400, "INVALID_ARGUMENT", "items is required (or productId and quantity)");
+			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "items is required (or productId and quantity)");
 			goto done;
 		}
 		json_object_set(single, "productId", json_object_get(body, "productId"));
@@ -305,7 +304,7 @@ handle_orders_create(call_t *call, h2o_iovec_t id)
 		goto done;
 	}
 	if ((items_text = json_dumps(items, JSON_COMPACT)) == NULL) {
-		call_reply_error(call, 503, "UNAVAILABLE", "out of memory");
+		call_refuse(call, COMMERCE_UNAVAILABLE, "out of memory");
 		goto done;
 	}
 	values[0] = int_text(user_text, user_id);
@@ -342,7 +341,7 @@ void
 handle_orders_cancel(call_t *call, h2o_iovec_t id)
 {
 	static const char *const keys[] = {"userId", NULL};
-	char key[IDEMPOTENCY_KEY_MAX + 1];
+	char key[COMMERCE_MAX_IDEMPOTENCY_KEY + 1];
 	int64_t order_id, user_id;
 	json_t *body;
 
@@ -365,10 +364,10 @@ issue_coupon_by_code(call_t *call, json_t *body, int64_t user_id, const char *ke
 	const char *values[2];
 
 	if (json_object_get(body, "couponId") != NULL) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "couponCode: give either couponId or couponCode, not both");
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "couponCode: give either couponId or couponCode, not both");
 		return;
 	}
-	if (validate_text(call, body, "couponCode", 1, 1, 64, &values[1]) == FIELD_ANSWERED)
+	if (validate_text(call, body, "couponCode", 1, 1, COMMERCE_MAX_COUPON_CODE, &values[1]) == FIELD_ANSWERED)
 		return;
 	if (key != NULL) {
 		keyed_query(call, DB_STMT_KEYED_CALL, user_id, key, "issue_coupon_by_code", json_pack("{s:s}", "code", values[1]));
@@ -385,7 +384,7 @@ void
 handle_coupons_issue(call_t *call, h2o_iovec_t id)
 {
 	static const char *const keys[] = {"userId", "couponId", "couponCode", NULL};
-	char key_buf[IDEMPOTENCY_KEY_MAX + 1];
+	char key_buf[COMMERCE_MAX_IDEMPOTENCY_KEY + 1];
 	const char *key;
 	int_text_t user_text, coupon_text;
 	int64_t user_id, coupon_id;
@@ -515,7 +514,7 @@ void
 handle_balance_charge(call_t *call, h2o_iovec_t id)
 {
 	static const char *const keys[] = {"amount", NULL};
-	char key[IDEMPOTENCY_KEY_MAX + 1];
+	char key[COMMERCE_MAX_IDEMPOTENCY_KEY + 1];
 	int64_t user_id, amount;
 	json_t *body;
 
@@ -563,7 +562,7 @@ handle_user_orders(call_t *call, h2o_iovec_t id)
 static void
 operator_write(call_t *call, const char *operation, json_t *args)
 {
-	char key[IDEMPOTENCY_KEY_MAX + 1];
+	char key[COMMERCE_MAX_IDEMPOTENCY_KEY + 1];
 	int has_key = call_key(call, 0, key, NULL);
 
 	if (has_key == FIELD_ANSWERED) {
@@ -591,7 +590,7 @@ handle_admin_users_create(call_t *call, h2o_iovec_t id)
 	(void) id;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
-	if (validate_text(call, body, "name", 1, 1, 200, &name) != FIELD_ANSWERED)
+	if (validate_text(call, body, "name", 1, 1, COMMERCE_MAX_NAME, &name) != FIELD_ANSWERED)
 		operator_write(call, "create_user", json_pack("{s:s}", "name", name));
 	json_decref(body);
 }
@@ -608,10 +607,10 @@ handle_admin_products_create(call_t *call, h2o_iovec_t id)
 	(void) id;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
-	if (validate_text(call, body, "name", 1, 1, 200, &name) != FIELD_ANSWERED &&
+	if (validate_text(call, body, "name", 1, 1, COMMERCE_MAX_NAME, &name) != FIELD_ANSWERED &&
 		validate_integer(call, body, "price", 1, 0, INT64_MAX, &price) != FIELD_ANSWERED &&
 		validate_integer(call, body, "stock", 1, 0, INT32_MAX, &stock) != FIELD_ANSWERED &&
-		validate_text(call, body, "category", 0, 1, 100, &category) != FIELD_ANSWERED &&
+		validate_text(call, body, "category", 0, 1, COMMERCE_MAX_CATEGORY, &category) != FIELD_ANSWERED &&
 		(has_buckets = validate_integer(call, body, "buckets", 0, 1, 1024, &buckets)) != FIELD_ANSWERED)
 		operator_write(call, "create_product",
 					   json_pack("{s:s,s:I,s:I,s:s?,s:o}", "name", name, "price", (json_int_t) price,
@@ -650,7 +649,7 @@ handle_admin_coupons_create(call_t *call, h2o_iovec_t id)
 	(void) id;
 	if ((body = validate_body(call, keys)) == NULL)
 		return;
-	if (validate_text(call, body, "code", 1, 1, 64, &code) != FIELD_ANSWERED &&
+	if (validate_text(call, body, "code", 1, 1, COMMERCE_MAX_COUPON_CODE, &code) != FIELD_ANSWERED &&
 		validate_text(call, body, "discountType", 1, 1, 16, &type) != FIELD_ANSWERED &&
 		validate_integer(call, body, "discountValue", 1, 1, INT64_MAX, &value) != FIELD_ANSWERED &&
 		validate_integer(call, body, "totalQuantity", 1, 0, INT32_MAX, &quantity) != FIELD_ANSWERED &&
@@ -658,7 +657,7 @@ handle_admin_coupons_create(call_t *call, h2o_iovec_t id)
 		validate_timestamp(call, body, "validUntil", &valid_until) != FIELD_ANSWERED &&
 		(has_min = validate_integer(call, body, "minOrderAmount", 0, 0, INT64_MAX, &min_order)) != FIELD_ANSWERED &&
 		(has_max = validate_integer(call, body, "maxDiscount", 0, 1, INT64_MAX, &max_discount)) != FIELD_ANSWERED &&
-		validate_text(call, body, "name", 0, 1, 200, &name) != FIELD_ANSWERED)
+		validate_text(call, body, "name", 0, 1, COMMERCE_MAX_NAME, &name) != FIELD_ANSWERED)
 		operator_write(call, "create_coupon",
 					   json_pack("{s:s,s:s,s:I,s:I,s:s?,s:s?,s:o,s:o,s:s?}", "code", code, "discount_type", type,
 								 "discount_value", (json_int_t) value, "total_quantity", (json_int_t) quantity,

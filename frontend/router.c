@@ -251,11 +251,11 @@ static int
 operator_route_allowed(call_t *call)
 {
 	if (call->caller.authenticated && !call->caller.is_admin) {
-		call_reply_error(call, 403, "FORBIDDEN", "operator routes need a token with role admin");
+		call_refuse(call, COMMERCE_FORBIDDEN, "operator routes need a token with role admin");
 		return 0;
 	}
 	if (commerce_config.operator_conninfo == NULL) {
-		call_reply_error(call, 403, "FORBIDDEN", "operator routes are off: commerce-http runs without --operator-db");
+		call_refuse(call, COMMERCE_FORBIDDEN, "operator routes are off: commerce-http runs without --operator-db");
 		return 0;
 	}
 	call->operator = 1;
@@ -278,7 +278,7 @@ within_rate_limit(call_t *call)
 	n = snprintf(retry, sizeof(retry), "%d", wait_s);
 	h2o_add_header(&call->req->pool, &call->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
 				   h2o_strdup(&call->req->pool, retry, (size_t) n).base, (size_t) n);
-	call_reply_error(call, 429, "TOO_MANY_REQUESTS", "more than %d %s requests per second from this user",
+	call_refuse(call, COMMERCE_TOO_MANY_REQUESTS, "more than %d %s requests per second from this user",
 					 cls == RATE_CLASS_READ ? commerce_config.rate_limit_reads : commerce_config.rate_limit_writes,
 					 cls == RATE_CLASS_READ ? "GET" : "POST");
 	return 0;
@@ -303,7 +303,7 @@ authenticate(call_t *call)
 				 "error_description=\"%s\"", why);
 	h2o_add_header(&call->req->pool, &call->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
 				   h2o_strdup(&call->req->pool, challenge, (size_t) n).base, (size_t) n);
-	call_reply_error(call, 401, "UNAUTHENTICATED", "%s", why);
+	call_refuse(call, COMMERCE_UNAUTHENTICATED, "%s", why);
 	return 0;
 }
 
@@ -326,7 +326,7 @@ router_on_req(h2o_handler_t *self, h2o_req_t *req)
 			/* what follows on this connection cannot be told apart from this request */
 			req->http1_is_persistent = 0;
 			if (rc > 0) {
-				call_reply_error(call, 400, "INVALID_ARGUMENT", "%s", why);
+				call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s", why);
 				return 0;
 			}
 			/* only if h2o's buffer is not laid out as in 2.2.5: refuse rather than guess */
@@ -369,7 +369,7 @@ router_on_req(h2o_handler_t *self, h2o_req_t *req)
 			call_reply_error(call, 405, "METHOD_NOT_ALLOWED", "%.*s not allowed here; allowed: %s",
 							 (int) (req->method.len > 16 ? 16 : req->method.len), req->method.base, allow);
 		} else {
-			call_reply_error(call, 404, "NOT_FOUND", "no such route");
+			call_refuse(call, COMMERCE_NOT_FOUND, "no such route");
 		}
 	}
 	return 0;

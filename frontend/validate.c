@@ -75,21 +75,21 @@ validate_body(call_t *call, const char *const *allowed)
 	if (req->entity.base == NULL || req->entity.len == 0)
 		return json_object();
 	if (!is_json_media_type(req)) {
-		call_reply_error(call, 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type: the body must be sent as application/json");
+		call_refuse(call, COMMERCE_UNSUPPORTED_MEDIA_TYPE, "Content-Type: the body must be sent as application/json");
 		return NULL;
 	}
 	if (!nesting_depth_ok(req->entity.base, req->entity.len)) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "body: JSON nested deeper than %d levels", VALIDATE_MAX_DEPTH);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "body: JSON nested deeper than %d levels", VALIDATE_MAX_DEPTH);
 		return NULL;
 	}
 	body = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &error);
 	if (body == NULL) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "body: invalid JSON: %s", error.text);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "body: invalid JSON: %s", error.text);
 		return NULL;
 	}
 	if (!json_is_object(body)) {
 		json_decref(body);
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "body: must be a JSON object");
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "body: must be a JSON object");
 		return NULL;
 	}
 	json_object_foreach(body, key, value) {
@@ -99,7 +99,7 @@ validate_body(call_t *call, const char *const *allowed)
 			if (strcmp(*a, key) == 0)
 				known = 1;
 		if (!known) {
-			call_reply_error(call, 400, "INVALID_ARGUMENT", "%.64s: unknown field", key);
+			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%.64s: unknown field", key);
 			json_decref(body);
 			return NULL;
 		}
@@ -117,16 +117,16 @@ validate_integer(call_t *call, json_t *obj, const char *key, int required,
 	if (v == NULL || json_is_null(v)) {
 		if (!required)
 			return FIELD_ABSENT;
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s is required", key);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s is required", key);
 		return FIELD_ANSWERED;
 	}
 	if (!json_is_integer(v)) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be an integer", key);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be an integer", key);
 		return FIELD_ANSWERED;
 	}
 	n = json_integer_value(v);
 	if (n < min || n > max) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be between %lld and %lld", key,
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be between %lld and %lld", key,
 						 (long long) min, (long long) max);
 		return FIELD_ANSWERED;
 	}
@@ -140,7 +140,7 @@ validate_id(call_t *call, json_t *obj, const char *key, int required, int64_t *o
 	json_t *v = json_object_get(obj, key);
 
 	if (v != NULL && !json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < 1)) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be a positive integer", key);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be a positive integer", key);
 		return FIELD_ANSWERED;
 	}
 	return validate_integer(call, obj, key, required, 1, INT64_MAX, out);
@@ -168,7 +168,7 @@ int
 validate_path_id(call_t *call, h2o_iovec_t segment, const char *name, int64_t *out)
 {
 	if (!parse_positive(segment.base, segment.len, out)) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be a positive integer", name);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be a positive integer", name);
 		return FIELD_ANSWERED;
 	}
 	return FIELD_OK;
@@ -242,16 +242,16 @@ validate_query(call_t *call, query_param_t *params, int nparams)
 			if (strlen(params[i].name) == name_len && memcmp(params[i].name, p, name_len) == 0)
 				match = &params[i];
 		if (match == NULL) {
-			call_reply_error(call, 400, "INVALID_ARGUMENT", "%.*s: unknown query parameter",
+			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%.*s: unknown query parameter",
 							 (int) (name_len > 64 ? 64 : name_len), p);
 			return FIELD_ANSWERED;
 		}
 		if (match->present) {
-			call_reply_error(call, 400, "INVALID_ARGUMENT", "%s: given more than once", match->name);
+			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s: given more than once", match->name);
 			return FIELD_ANSWERED;
 		}
 		if (eq == NULL || !url_decode(eq + 1, (size_t) (stop - eq - 1), match->value, sizeof(match->value))) {
-			call_reply_error(call, 400, "INVALID_ARGUMENT", "%s: missing or malformed value", match->name);
+			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s: missing or malformed value", match->name);
 			return FIELD_ANSWERED;
 		}
 		match->present = 1;
@@ -268,7 +268,7 @@ validate_query_integer(call_t *call, query_param_t *p, int64_t min, int64_t max,
 	if (!p->present)
 		return FIELD_ABSENT;
 	if (!parse_positive(p->value, strlen(p->value), &n) || n < min || n > max) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be an integer between %lld and %lld",
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be an integer between %lld and %lld",
 						 p->name, (long long) min, (long long) max);
 		return FIELD_ANSWERED;
 	}
@@ -311,7 +311,7 @@ validate_query_text(call_t *call, query_param_t *p)
 		return FIELD_ABSENT;
 	len = utf8_length(p->value);
 	if (len < 1 || len > VALIDATE_MAX_TEXT) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be 1 to %d UTF-8 characters",
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be 1 to %d UTF-8 characters",
 						 p->name, VALIDATE_MAX_TEXT);
 		return FIELD_ANSWERED;
 	}
@@ -328,16 +328,16 @@ validate_text(call_t *call, json_t *obj, const char *key, int required, size_t m
 	if (v == NULL || json_is_null(v)) {
 		if (!required)
 			return FIELD_ABSENT;
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s is required", key);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s is required", key);
 		return FIELD_ANSWERED;
 	}
 	if (!json_is_string(v)) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be a string", key);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be a string", key);
 		return FIELD_ANSWERED;
 	}
 	n = utf8_length(json_string_value(v));	/* jansson's strings are valid UTF-8 */
 	if (n < 0 || (size_t) n < min_chars || (size_t) n > max_chars) {
-		call_reply_error(call, 400, "INVALID_ARGUMENT", "%s must be %zu to %zu characters", key, min_chars, max_chars);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be %zu to %zu characters", key, min_chars, max_chars);
 		return FIELD_ANSWERED;
 	}
 	*out = json_string_value(v);
@@ -386,8 +386,8 @@ validate_timestamp(call_t *call, json_t *obj, const char *key, const char **out)
 		digits(t + at + 4, 2))
 		goto good;
 bad:
-	call_reply_error(call, 400, "INVALID_ARGUMENT",
-					 "%s must be an RFC 3339 date-time such as 2026-12-24T09:00:00Z", key);
+	call_refuse(call, COMMERCE_INVALID_ARGUMENT,
+				"%s must be an RFC 3339 date-time such as 2026-12-24T09:00:00Z", key);
 	return FIELD_ANSWERED;
 good:
 	*out = t;

@@ -11,10 +11,11 @@
 #include <jansson.h>
 #include "call.h"
 
+#include "commerce_limits.h"
+
 #define VALIDATE_MAX_DEPTH 8
-#define VALIDATE_MAX_ITEMS 100
-#define VALIDATE_MAX_QUANTITY 10000
-#define VALIDATE_MAX_TEXT 100
+/* the longest query-string value (category, keyword) */
+#define VALIDATE_MAX_TEXT COMMERCE_MAX_CATEGORY
 
 enum { FIELD_ANSWERED = -1, FIELD_ABSENT = 0, FIELD_OK = 1 };
 

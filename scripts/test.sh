@@ -57,6 +57,7 @@ suite() {
 
 suite version      tests/check-version.sh
 suite error-table  tests/check-error-table.sh
+suite limits       tests/check-limits.py
 suite alerts       tests/alerts/run.sh
 suite regress      make installcheck ISOLATION=
 suite isolation    make installcheck REGRESS=

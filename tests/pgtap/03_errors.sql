@@ -99,7 +99,7 @@ SELECT throws_ok(format($$SELECT * FROM commerce.place_order(%s, '[{"product_id"
 SELECT throws_ok(format($$SELECT * FROM commerce.place_order(%s, '[7]')$$, :rich),
 	'PC400', 'items[0]: must be an object', 'place_order: item not an object');
 SELECT throws_ok(format($$SELECT * FROM commerce.place_order(%s, %L, idempotency_key => '')$$, :rich, :'one_widget'),
-	'PC400', 'idempotency_key must be 1 to 200 bytes', 'place_order: empty idempotency key');
+	'PC400', 'idempotency_key must be 1 to 200 characters', 'place_order: empty idempotency key');
 SELECT throws_ok(format($$SELECT * FROM commerce.place_order(0, %L)$$, :'one_widget'),
 	'PC400', 'user_id must be a positive integer', 'place_order: user_id 0');
 SELECT throws_ok(format($$SELECT commerce.decrement_stock(%s, 0)$$, :widget),
