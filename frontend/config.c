@@ -30,78 +30,91 @@ typedef struct option_spec {
 	const char *flag;
 	const char *env;
 	const char *metavar;
+	const char *default_value;	/* applied before the environment and the command line; NULL: unset */
 	long min, max;				/* numeric options only (max > 0) */
 	const char *help;
+	const char *default_note;	/* --help's words on the default, after it or instead of it */
 } option_spec_t;
 
+/*
+ * Why the defaults are what they are:
+ * - header-timeout-ms: h2o's default is 10 s.  A real client sends its head
+ *   and a body of at most --max-body in milliseconds, and 5 s still leaves
+ *   slow mobile links room; every second less is a second less that a slow
+ *   client holds one of --max-connections.  It is also the idle keep-alive
+ *   limit (h2o 2.2.5 has one timer for both), equal to the default deadline.
+ * - rate-limit-reads/-writes: a person clicking and scrolling makes a few
+ *   requests a second at most.
+ * - db-read-max-lag-ms: a second is what a shopper cannot tell from "now" on
+ *   a product page, and ten times what a streaming standby lags under the
+ *   sale's load.
+ */
 static const option_spec_t option_specs[OPT__COUNT] = {
-	[OPT_LISTEN] = {"listen", "COMMERCE_HTTP_LISTEN", "HOST:PORT", 0, 0,
-		"address to listen on (default 127.0.0.1:8080); every thread binds it with SO_REUSEPORT"},
-	[OPT_DB] = {"db", "COMMERCE_HTTP_DB", "CONNINFO", 0, 0,
-		"libpq conninfo string or postgresql:// URI (default: libpq's PGHOST, PGPORT, PGUSER ... environment)"},
-	[OPT_THREADS] = {"threads", "COMMERCE_HTTP_THREADS", "N", 1, 256,
-		"event-loop threads, each with its own listener and connections (default: number of cores)"},
-	[OPT_POOL_SIZE] = {"pool-size", "COMMERCE_HTTP_POOL_SIZE", "N", 1, 256,
-		"PostgreSQL connections per thread (default 4)"},
-	[OPT_PIPELINE_DEPTH] = {"pipeline-depth", "COMMERCE_HTTP_PIPELINE_DEPTH", "N", 1, 1024,
-		"REST calls pipelined on one connection at a time (default 16)"},
-	[OPT_QUEUE_SIZE] = {"queue-size", "COMMERCE_HTTP_QUEUE_SIZE", "N", 0, 1000000,
-		"calls per thread waiting for a free connection; beyond it: 503 + Retry-After (default 16384)"},
-	[OPT_DEADLINE_MS] = {"deadline-ms", "COMMERCE_HTTP_DEADLINE_MS", "MS", 1, 3600000,
-		"a call not answered by the database within MS gets 504 TIMEOUT (default 5000)"},
-	[OPT_MAX_BODY] = {"max-body", "COMMERCE_HTTP_MAX_BODY", "BYTES", 64, 16777216,
-		"largest accepted request body; larger ones get 413 (default 65536)"},
-	[OPT_MAX_CONNECTIONS] = {"max-connections", "COMMERCE_HTTP_MAX_CONNECTIONS", "N", 1, 1000000,
+	[OPT_LISTEN] = {"listen", "COMMERCE_HTTP_LISTEN", "HOST:PORT", "127.0.0.1:8080", 0, 0,
+		"address to listen on; every thread binds it with SO_REUSEPORT", NULL},
+	[OPT_DB] = {"db", "COMMERCE_HTTP_DB", "CONNINFO", NULL, 0, 0,
+		"libpq conninfo string or postgresql:// URI", "libpq's PGHOST, PGPORT, PGUSER ... environment"},
+	[OPT_THREADS] = {"threads", "COMMERCE_HTTP_THREADS", "N", NULL, 1, 256,
+		"event-loop threads, each with its own listener and connections", "the number of cores"},
+	[OPT_POOL_SIZE] = {"pool-size", "COMMERCE_HTTP_POOL_SIZE", "N", "4", 1, 256,
+		"PostgreSQL connections per thread", NULL},
+	[OPT_PIPELINE_DEPTH] = {"pipeline-depth", "COMMERCE_HTTP_PIPELINE_DEPTH", "N", "16", 1, 1024,
+		"REST calls pipelined on one connection at a time", NULL},
+	[OPT_QUEUE_SIZE] = {"queue-size", "COMMERCE_HTTP_QUEUE_SIZE", "N", "16384", 0, 1000000,
+		"calls per thread waiting for a free connection; beyond it: 503 + Retry-After", NULL},
+	[OPT_DEADLINE_MS] = {"deadline-ms", "COMMERCE_HTTP_DEADLINE_MS", "MS", "5000", 1, 3600000,
+		"a call not answered by the database within MS gets 504 TIMEOUT", NULL},
+	[OPT_MAX_BODY] = {"max-body", "COMMERCE_HTTP_MAX_BODY", "BYTES", "65536", 64, 16777216,
+		"largest accepted request body; larger ones get 413", NULL},
+	[OPT_MAX_CONNECTIONS] = {"max-connections", "COMMERCE_HTTP_MAX_CONNECTIONS", "N", "16384", 1, 1000000,
 		"open client connections over all threads; beyond it a new connection is answered "
-		"503 + Retry-After and closed (default 16384)"},
+		"503 + Retry-After and closed", NULL},
 	[OPT_MAX_CONNECTIONS_PER_ADDRESS] = {"max-connections-per-address", "COMMERCE_HTTP_MAX_CONNECTIONS_PER_ADDRESS",
-		"N", 0, 1000000,
+		"N", "0", 0, 1000000,
 		"open connections one client IP address may hold; beyond it 503 + Retry-After and closed; "
-		"0: no limit (default 0: behind a proxy every client has the proxy's address)"},
-	[OPT_HEADER_TIMEOUT_MS] = {"header-timeout-ms", "COMMERCE_HTTP_HEADER_TIMEOUT_MS", "MS", 100, 3600000,
+		"0: no limit", "behind a proxy every client has the proxy's address"},
+	[OPT_HEADER_TIMEOUT_MS] = {"header-timeout-ms", "COMMERCE_HTTP_HEADER_TIMEOUT_MS", "MS", "5000", 100, 3600000,
 		"a connection that has not sent a whole request (head and body) within MS of connecting "
-		"or of its last answer is closed (default 5000)"},
-	[OPT_DRAIN_MS] = {"drain-ms", "COMMERCE_HTTP_DRAIN_MS", "MS", 0, 3600000,
-		"on SIGTERM, longest wait for in-flight calls before exiting (default 10000)"},
-	[OPT_LOG_LEVEL] = {"log-level", "COMMERCE_HTTP_LOG_LEVEL", "LEVEL", 0, 0,
-		"warning (default) or info; info adds a line per refused duplicate coupon attempt (user, coupon)"},
-	[OPT_AUTH] = {"auth", "COMMERCE_HTTP_AUTH", "MODE", 0, 0,
-		"jwt (default): every /api route needs 'Authorization: Bearer <JWT>'; none: no authentication, "
-		"the user is whoever the request names (development only; logged as a warning)"},
-	[OPT_JWT_KEY] = {"jwt-key", "COMMERCE_HTTP_JWT_KEY", "FILE", 0, 0,
+		"or of its last answer is closed", NULL},
+	[OPT_DRAIN_MS] = {"drain-ms", "COMMERCE_HTTP_DRAIN_MS", "MS", "10000", 0, 3600000,
+		"on SIGTERM, longest wait for in-flight calls before exiting", NULL},
+	[OPT_LOG_LEVEL] = {"log-level", "COMMERCE_HTTP_LOG_LEVEL", "LEVEL", "warning", 0, 0,
+		"warning or info; info adds a line per refused duplicate coupon attempt (user, coupon)", NULL},
+	[OPT_AUTH] = {"auth", "COMMERCE_HTTP_AUTH", "MODE", "jwt", 0, 0,
+		"jwt: every /api route needs 'Authorization: Bearer <JWT>'; none: no authentication, "
+		"the user is whoever the request names (development only; logged as a warning)", NULL},
+	[OPT_JWT_KEY] = {"jwt-key", "COMMERCE_HTTP_JWT_KEY", "FILE", NULL, 0, 0,
 		"the key tokens are verified with, used byte for byte: the HMAC secret (at least 32 bytes) "
-		"for HS256, a PEM public key for RS256 or ES256 (required with --auth jwt)"},
-	[OPT_JWT_ALG] = {"jwt-alg", "COMMERCE_HTTP_JWT_ALG", "ALG", 0, 0,
-		"the one accepted signing algorithm: HS256 (default), RS256 or ES256; a token signed "
-		"otherwise is refused"},
-	[OPT_JWT_ISSUER] = {"jwt-issuer", "COMMERCE_HTTP_JWT_ISSUER", "ISS", 0, 0,
-		"when given, a token's iss claim must equal it"},
-	[OPT_JWT_AUDIENCE] = {"jwt-audience", "COMMERCE_HTTP_JWT_AUDIENCE", "AUD", 0, 0,
-		"when given, a token's aud claim must be or contain it"},
-	[OPT_RATE_LIMIT_READS] = {"rate-limit-reads", "COMMERCE_HTTP_RATE_LIMIT_READS", "N", 0, 1000000,
+		"for HS256, a PEM public key for RS256 or ES256", "none; required with --auth jwt"},
+	[OPT_JWT_ALG] = {"jwt-alg", "COMMERCE_HTTP_JWT_ALG", "ALG", "HS256", 0, 0,
+		"the one accepted signing algorithm: HS256, RS256 or ES256; a token signed otherwise is refused", NULL},
+	[OPT_JWT_ISSUER] = {"jwt-issuer", "COMMERCE_HTTP_JWT_ISSUER", "ISS", NULL, 0, 0,
+		"when given, a token's iss claim must equal it", "iss not checked"},
+	[OPT_JWT_AUDIENCE] = {"jwt-audience", "COMMERCE_HTTP_JWT_AUDIENCE", "AUD", NULL, 0, 0,
+		"when given, a token's aud claim must be or contain it", "aud not checked"},
+	[OPT_RATE_LIMIT_READS] = {"rate-limit-reads", "COMMERCE_HTTP_RATE_LIMIT_READS", "N", "50", 0, 1000000,
 		"GET requests per second one customer's token may make, in bursts of 2N; beyond it "
-		"429 + Retry-After; operators are not limited; 0: no limit (default 50)"},
-	[OPT_RATE_LIMIT_WRITES] = {"rate-limit-writes", "COMMERCE_HTTP_RATE_LIMIT_WRITES", "N", 0, 1000000,
+		"429 + Retry-After; operators are not limited; 0: no limit", NULL},
+	[OPT_RATE_LIMIT_WRITES] = {"rate-limit-writes", "COMMERCE_HTTP_RATE_LIMIT_WRITES", "N", "20", 0, 1000000,
 		"POST requests per second one customer's token may make, in bursts of 2N; beyond it "
-		"429 + Retry-After; operators are not limited; 0: no limit (default 20)"},
-	[OPT_ACCESS_LOG] = {"access-log", "COMMERCE_HTTP_ACCESS_LOG", "FILE", 0, 0,
+		"429 + Retry-After; operators are not limited; 0: no limit", NULL},
+	[OPT_ACCESS_LOG] = {"access-log", "COMMERCE_HTTP_ACCESS_LOG", "FILE", NULL, 0, 0,
 		"append one JSON line per request to FILE (- for stderr): time, request id (also sent as "
-		"X-Request-Id), method, route, status, ms, user, client address (default: no access log)"},
-	[OPT_OPERATOR_DB] = {"operator-db", "COMMERCE_HTTP_OPERATOR_DB", "CONNINFO", 0, 0,
+		"X-Request-Id), method, route, status, ms, user, client address", "no access log"},
+	[OPT_OPERATOR_DB] = {"operator-db", "COMMERCE_HTTP_OPERATOR_DB", "CONNINFO", NULL, 0, 0,
 		"libpq conninfo of a login role in commerce_operator, for the /api/admin routes only (their "
-		"own small pool, so the customer pool never holds operator rights); without it those routes "
-		"answer 403"},
-	[OPT_OPERATOR_POOL_SIZE] = {"operator-pool-size", "COMMERCE_HTTP_OPERATOR_POOL_SIZE", "N", 1, 64,
-		"PostgreSQL connections per thread for the operator routes (default 1)"},
-	[OPT_DB_READ] = {"db-read", "COMMERCE_HTTP_DB_READ", "CONNINFO", 0, 0,
+		"own small pool, so the customer pool never holds operator rights)", "none: those routes answer 403"},
+	[OPT_OPERATOR_POOL_SIZE] = {"operator-pool-size", "COMMERCE_HTTP_OPERATOR_POOL_SIZE", "N", "1", 1, 64,
+		"PostgreSQL connections per thread for the operator routes", NULL},
+	[OPT_DB_READ] = {"db-read", "COMMERCE_HTTP_DB_READ", "CONNINFO", NULL, 0, 0,
 		"libpq conninfo of a standby (e.g. target_session_attrs=prefer-standby) for the catalogue "
 		"reads only: product list, product, popular products; a user's own orders, balance and "
-		"coupons stay on --db (default: none, every read on --db)"},
-	[OPT_DB_READ_POOL_SIZE] = {"db-read-pool-size", "COMMERCE_HTTP_DB_READ_POOL_SIZE", "N", 1, 256,
-		"PostgreSQL connections per thread to the --db-read standby (default 2)"},
-	[OPT_DB_READ_MAX_LAG_MS] = {"db-read-max-lag-ms", "COMMERCE_HTTP_DB_READ_MAX_LAG_MS", "MS", 1, 3600000,
+		"coupons stay on --db", "none: every read on --db"},
+	[OPT_DB_READ_POOL_SIZE] = {"db-read-pool-size", "COMMERCE_HTTP_DB_READ_POOL_SIZE", "N", "2", 1, 256,
+		"PostgreSQL connections per thread to the --db-read standby", NULL},
+	[OPT_DB_READ_MAX_LAG_MS] = {"db-read-max-lag-ms", "COMMERCE_HTTP_DB_READ_MAX_LAG_MS", "MS", "1000", 1, 3600000,
 		"a standby that may be more than MS behind the primary is not used: its reads go to --db "
-		"until it catches up (default 1000)"},
+		"until it catches up", NULL},
 };
 
 static void
@@ -112,10 +125,17 @@ print_help(FILE *out, const char *argv0)
 			"commerce-http: the REST front of pg_commerce (h2o + libpq pipeline mode).\n\n",
 			argv0);
 	for (int i = 0; i < OPT__COUNT; i++) {
+		const option_spec_t *o = &option_specs[i];
 		char flag[64];
 
-		snprintf(flag, sizeof(flag), "--%s %s", option_specs[i].flag, option_specs[i].metavar);
-		fprintf(out, "  %-28s %s\n  %-28s [env %s]\n", flag, option_specs[i].help, "", option_specs[i].env);
+		snprintf(flag, sizeof(flag), "--%s %s", o->flag, o->metavar);
+		fprintf(out, "  %-28s %s (default", flag, o->help);
+		if (o->default_value != NULL)
+			fprintf(out, " %s%s%s)\n", o->default_value, o->default_note != NULL ? ": " : "",
+					o->default_note != NULL ? o->default_note : "");
+		else
+			fprintf(out, ": %s)\n", o->default_note);
+		fprintf(out, "  %-28s [env %s]\n", "", o->env);
 	}
 	fprintf(out, "  %-28s %s\n\n", "--help", "print this help and exit");
 	fprintf(out, "A command-line option wins over its environment variable.\n"
@@ -247,44 +267,12 @@ commerce_config_load(int argc, char **argv)
 	const char *argv0 = argv[0];
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
-	parse_listen(argv0, "127.0.0.1:8080");
-	commerce_config.conninfo = NULL;
+	/* the defaults no string can say, then the table's */
+	memset(&commerce_config, 0, sizeof(commerce_config));
 	commerce_config.threads = cores > 0 ? (int) (cores > 256 ? 256 : cores) : 1;
-	commerce_config.pool_size = 4;
-	commerce_config.pipeline_depth = 16;
-	commerce_config.queue_size = 16384;
-	commerce_config.deadline_ms = 5000;
-	commerce_config.max_body = 65536;
-	commerce_config.max_connections = 16384;
-	commerce_config.max_connections_per_address = 0;
-	/*
-	 * h2o's default is 10 s.  A real client sends its head and a body of at
-	 * most --max-body in milliseconds, and 5 s still leaves slow mobile links
-	 * room; every second less is a second less that a slow client holds one
-	 * of --max-connections.  It is also the idle keep-alive limit (h2o 2.2.5
-	 * has one timer for both), equal to the default --deadline-ms.
-	 */
-	commerce_config.header_timeout_ms = 5000;
-	commerce_config.drain_ms = 10000;
-	commerce_config.log_level = COMMERCE_LOG_WARNING;
-	commerce_config.auth = COMMERCE_AUTH_JWT;
-	commerce_config.jwt_key_file = NULL;
-	commerce_config.jwt_alg = "HS256";
-	commerce_config.jwt_issuer = NULL;
-	commerce_config.jwt_audience = NULL;
-	/* a person clicking and scrolling makes a few requests a second at most */
-	commerce_config.rate_limit_reads = 50;
-	commerce_config.rate_limit_writes = 20;
-	commerce_config.access_log = NULL;
-	commerce_config.operator_conninfo = NULL;
-	commerce_config.operator_pool_size = 1;
-	commerce_config.read_conninfo = NULL;
-	commerce_config.read_pool_size = 2;
-	/*
-	 * A second is what a shopper cannot tell from "now" on a product page,
-	 * and ten times what a streaming standby lags under the sale's load.
-	 */
-	commerce_config.read_max_lag_ms = 1000;
+	for (int i = 0; i < OPT__COUNT; i++)
+		if (option_specs[i].default_value != NULL)
+			apply_option(argv0, i, option_specs[i].default_value);
 
 	for (int i = 0; i < OPT__COUNT; i++) {
 		const char *value = getenv(option_specs[i].env);

@@ -200,7 +200,143 @@ ALTER TABLE commerce.orders         ADD CONSTRAINT orders_issued_coupon_fk   FOR
 FKS
 }
 
-load_fixture() { :; }
+# Functions delegated to the worker that holds the first argument's shard.
+delegate_functions() {
+	[[ $LAYOUT == delegated ]] || return 0
+	q coord <<'SQL'
+SELECT create_distributed_function('commerce.issue_coupon(bigint,bigint)', 'user_id', colocate_with => 'commerce.users');
+SELECT create_distributed_function('commerce.place_order(bigint,jsonb,bigint,text)', 'user_id', colocate_with => 'commerce.users');
+SQL
+}
+
+# A shop like tests/load/seed: users with wallets (ample for many runs), a
+# few ordinary products.  The coupon and the hot product are made fresh by
+# every `check`, so that it can be run again and again.
+load_fixture() {
+	delegate_functions
+	q coord <<SQL
+CREATE SCHEMA proto;
+CREATE TABLE proto.setting (key text PRIMARY KEY, value text NOT NULL);
+INSERT INTO proto.setting VALUES ('layout', '$LAYOUT');
+-- one statement: routed inserts into the users' shards, 2PC at commit
+SELECT count(commerce.create_user('citus-user-' || i)) FROM generate_series(1, $FLOOD_USERS) i;
+-- (a SELECT of charge_balance over commerce.users would be pushed down to
+-- the shards and nest distributed queries: one call at a time instead)
+DO \$\$
+DECLARE uid bigint;
+BEGIN
+	FOR uid IN SELECT id FROM commerce.users ORDER BY id LOOP
+		PERFORM commerce.charge_balance(uid, 100000000);
+	END LOOP;
+END
+\$\$;
+SELECT count(commerce.create_product('citus-product-' || i, 1000 + i, 100000, 'citus', 8))
+FROM generate_series(1, 10) i;
+SQL
+}
+
+# run_clients NAME SQLFILE_PREFIX: runs $DIR/run/NAME.N.sql files in parallel
+# psql clients against the coordinator, one autocommit statement a line.
+run_clients() {
+	local name=$1 pids=() f
+	for f in "$RUN"/"$name".*.sql; do
+		runuser -u postgres -- "$PG_BIN/psql" -X -q -A -t -h "$DIR" -p "${PORT[coord]}" -d postgres \
+			-f "$f" >"${f%.sql}.out" 2>"${f%.sql}.err" &
+		pids+=($!)
+	done
+	local rc=0
+	for p in "${pids[@]}"; do wait "$p" || rc=1; done
+	return $rc
+}
+
+# write_calls NAME TEMPLATE IDS...: spreads one statement per id (TEMPLATE
+# with {} for the id) round-robin over CLIENTS files
+write_calls() {
+	local name=$1 template=$2
+	shift 2
+	rm -f "$RUN/$name".*
+	printf '%s\n' "$@" | awk -v n="$CLIENTS" -v t="$template" -v out="$RUN/$name" '
+		{ s = t; gsub(/\{\}/, $1, s); print s > (out "." (NR % n) ".sql") }'
+}
+
+# outcome NAME: "ok=N" plus the count of each error message
+outcome() {
+	local name=$1
+	echo "ok=$(cat "$RUN/$name".*.out | grep -c '^[0-9-]' || true)"
+	cat "$RUN/$name".*.err | grep '^psql:.*ERROR:' | sed 's/.*ERROR:  *//' | sort | uniq -c |
+		awk '{c=$1; $1=""; printf "  error x%d:%s\n", c, $0}'
+}
+
+cmd_check() {
+	running coord && running w1 && running w2 || die "clusters not running: run up first"
+	RUN=$DIR/run
+	mkdir -p "$RUN" && chown postgres:postgres "$RUN"
+	local flood_fn=${FLOOD_FN:-commerce.issue_coupon} hot_fn=${HOT_FN:-decrement_stock}
+	local tag
+	tag=$(date +%s)
+	local coupon product
+	coupon=$(q coord -c "SELECT commerce.create_coupon('CITUS-$tag', 'fixed', 500, $COUPON_QTY)")
+	product=$(q coord -c "SELECT commerce.create_product('citus-hot-$tag', 9900, $HOT_STOCK, 'hot', 8)")
+	mapfile -t users < <(q coord -c "SELECT id FROM commerce.users ORDER BY id LIMIT $FLOOD_USERS")
+	((${#users[@]} == FLOOD_USERS)) || die "fixture has ${#users[@]} users, want $FLOOD_USERS"
+	log "layout $(q coord -c "SELECT value FROM proto.setting WHERE key = 'layout'"); coupon $coupon ($COUPON_QTY units), hot product $product ($HOT_STOCK units), $CLIENTS clients per check"
+	write_calls flood "SELECT $flood_fn({}, $coupon);" "${users[@]}"
+	local hot_ids
+	mapfile -t hot_ids < <(printf '%s\n' "${users[@]}" | head -n "$HOT_CALLS")
+	((${#hot_ids[@]} == HOT_CALLS)) || die "need $HOT_CALLS users for the hot-stock calls"
+	if [[ $hot_fn == place_order ]]; then
+		write_calls hot "SELECT order_id FROM commerce.place_order({}, '[{\"product_id\": $product, \"quantity\": 1}]');" "${hot_ids[@]}"
+	else
+		write_calls hot "SELECT commerce.decrement_stock($product, 1);" "${hot_ids[@]}"
+	fi
+	chown -R postgres:postgres "$RUN"
+
+	local t0 t1 t2 t_flood t_hot
+	t0=$(date +%s.%N)
+	( run_clients flood; date +%s.%N >"$RUN/flood.end" ) &
+	local fpid=$!
+	( run_clients hot; date +%s.%N >"$RUN/hot.end" ) &
+	local hpid=$!
+	wait $fpid $hpid || true
+	t1=$(cat "$RUN/flood.end"); t2=$(cat "$RUN/hot.end")
+	t_flood=$(echo "$t1 - $t0" | bc); t_hot=$(echo "$t2 - $t0" | bc)
+
+	local fail=0 issued distinct holders_twice remaining ok
+	echo
+	echo "-- (a) coupon flood: ${#users[@]} distinct users x $flood_fn(user, $coupon), run concurrently with (b)"
+	outcome flood
+	ok=$(cat "$RUN"/flood.*.out | grep -c '^[0-9]' || true)
+	read -r issued distinct < <(q coord -F' ' -c "SELECT count(*), count(DISTINCT user_id) FROM commerce.issued_coupons WHERE coupon_id = $coupon")
+	holders_twice=$(q coord -c "SELECT count(*) FROM (SELECT user_id FROM commerce.issued_coupons WHERE coupon_id = $coupon GROUP BY user_id HAVING count(*) > 1) d")
+	remaining=$(q coord -c "SELECT remaining FROM commerce.get_coupon($coupon)")
+	printf '  calls=%d wall=%.2fs (%.0f calls/s)  issued rows=%d distinct users=%d users holding two=%d remaining=%s acknowledged=%d\n' \
+		"${#users[@]}" "$t_flood" "$(echo "${#users[@]} / $t_flood" | bc -l)" "$issued" "$distinct" "$holders_twice" "$remaining" "$ok"
+	if ((issued == COUPON_QTY && distinct == issued && holders_twice == 0 && remaining == 0 && ok == issued)); then
+		echo "  PASS coupon flood: exactly $COUPON_QTY issued, nobody twice, 0 left"
+	else
+		echo "  FAIL coupon flood: want $COUPON_QTY issued (= acknowledged), nobody twice, 0 left"
+		fail=1
+	fi
+
+	local stock minb sold
+	echo
+	echo "-- (b) hot stock: $HOT_CALLS x $hot_fn for product $product ($HOT_STOCK units), run concurrently with (a)"
+	outcome hot
+	ok=$(cat "$RUN"/hot.*.out | grep -c '^[0-9]' || true)
+	read -r stock minb < <(q coord -F' ' -c "SELECT sum(quantity), min(quantity) FROM commerce.stock_buckets WHERE product_id = $product")
+	sold=$(q coord -c "SELECT coalesce(sum(quantity), 0) FROM commerce.order_items WHERE product_id = $product")
+	printf '  calls=%d wall=%.2fs (%.0f calls/s)  succeeded=%d stock left=%s lowest bucket=%s units in order_items=%s\n' \
+		"$HOT_CALLS" "$t_hot" "$(echo "$HOT_CALLS / $t_hot" | bc -l)" "$ok" "$stock" "$minb" "$sold"
+	if ((ok == HOT_STOCK && stock == 0 && minb >= 0)) && { [[ $hot_fn != place_order ]] || ((sold == HOT_STOCK)); }; then
+		echo "  PASS hot stock: exactly $HOT_STOCK succeeded, stock 0, never negative"
+	else
+		echo "  FAIL hot stock: want exactly $HOT_STOCK successes, stock 0, no bucket below 0"
+		fail=1
+	fi
+	echo
+	if ((fail)); then echo "RESULT: FAIL"; else echo "RESULT: PASS"; fi
+	return $fail
+}
 
 cmd_down() {
 	local stopped=0
@@ -218,7 +354,7 @@ cmd_down() {
 DIR=$(readlink -m "$2")
 case $1 in
 up) cmd_up ;;
-check) cmd_check ;;
+check) cmd_check || exit 1 ;;
 down) cmd_down ;;
 *) die "usage: $0 up|check|down DIR" ;;
 esac
