@@ -15,7 +15,7 @@
 #include "auth.h"
 #include "commerce_errors.h"
 #include "db.h"
-#include "router.h"
+#include "routes.h"
 #include "worker.h"
 
 typedef struct call call_t;

@@ -40,7 +40,7 @@ idempotency_key(call_t *call, char *out)
 	v = req->headers.entries[at].value;
 	if (v.len < 1 || v.len > COMMERCE_MAX_IDEMPOTENCY_KEY) {
 		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "Idempotency-Key must be 1 to %d characters",
-						 COMMERCE_MAX_IDEMPOTENCY_KEY);
+					COMMERCE_MAX_IDEMPOTENCY_KEY);
 		return FIELD_ANSWERED;
 	}
 	for (size_t i = 0; i < v.len; i++)
@@ -183,54 +183,10 @@ keyed_query(call_t *call, db_statement_t statement, int64_t user_id, const char 
 static int
 take_item(call_t *call, json_t *src, json_t *items, const char *where)
 {
-	static const char *const item_keys[] = {"productId", "quantity", NULL};
 	int64_t product_id, quantity;
-	const char *key;
-	json_t *value;
 
-	if (!json_is_object(src)) {
-		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be an object", where);
+	if (validate_item(call, src, where, &product_id, &quantity) == FIELD_ANSWERED)
 		return FIELD_ANSWERED;
-	}
-	json_object_foreach(src, key, value) {
-		if (strcmp(key, item_keys[0]) != 0 && strcmp(key, item_keys[1]) != 0) {
-			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s.%.64s: unknown field", where, key);
-			return FIELD_ANSWERED;
-		}
-	}
-	{
-		char field[64];
-
-		snprintf(field, sizeof(field), "%s.productId", where);
-		if (json_object_get(src, "productId") == NULL || json_is_null(json_object_get(src, "productId"))) {
-			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s is required", field);
-			return FIELD_ANSWERED;
-		}
-		{
-			json_t *pid = json_object_get(src, "productId");
-
-			if (!json_is_integer(pid) || json_integer_value(pid) < 1) {
-				call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be a positive integer", field);
-				return FIELD_ANSWERED;
-			}
-			product_id = json_integer_value(pid);
-		}
-		snprintf(field, sizeof(field), "%s.quantity", where);
-		{
-			json_t *q = json_object_get(src, "quantity");
-
-			if (q == NULL || json_is_null(q)) {
-				call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s is required", field);
-				return FIELD_ANSWERED;
-			}
-			if (!json_is_integer(q) || json_integer_value(q) < 1 || json_integer_value(q) > COMMERCE_MAX_LINE_QUANTITY) {
-				call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be an integer between 1 and %d",
-								 field, COMMERCE_MAX_LINE_QUANTITY);
-				return FIELD_ANSWERED;
-			}
-			quantity = json_integer_value(q);
-		}
-	}
 	json_array_append_new(items, json_pack("{s:I,s:I}", "product_id", (json_int_t) product_id,
 										   "quantity", (json_int_t) quantity));
 	return FIELD_OK;
@@ -269,7 +225,7 @@ handle_orders_create(call_t *call, h2o_iovec_t id)
 		}
 		if (!json_is_array(list) || json_array_size(list) < 1 || json_array_size(list) > COMMERCE_MAX_ORDER_LINES) {
 			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "items must be an array of 1 to %d items",
-							 COMMERCE_MAX_ORDER_LINES);
+						COMMERCE_MAX_ORDER_LINES);
 			goto done;
 		}
 		json_array_foreach(list, i, item) {

@@ -7,8 +7,9 @@
 #ifndef COMMERCE_HTTP_METRICS_H
 #define COMMERCE_HTTP_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
-#include "router.h"
+#include "routes.h"
 
 /* The statuses the daemon answers with; anything else counts as "other". */
 #define METRICS_STATUS_LIST(X) \

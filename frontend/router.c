@@ -2,7 +2,7 @@
  * router.c
  *      Everything between h2o and the handlers.  First the request's framing
  *      is checked against RFC 9112 (h2o 2.2.5 frames a body by rules of its
- *      own, see framing_refusal); then the path is matched against router.h's
+ *      own, see framing_refusal); then the path is matched against routes.h's
  *      table segment by segment.  A path that matches some pattern under
  *      another method is 405 with Allow; one that matches none is 404.
  *      Last, a response filter turns the plain-text errors h2o answers by
@@ -36,13 +36,6 @@ static const route_t routes[] = {
 	{method, pattern, handler, ROUTE_ACCESS_##access, ROUTE_READS_##reads},
 	ROUTE_TABLE(ROUTE_ROW)
 #undef ROUTE_ROW
-};
-
-const char *const route_labels[ROUTE__COUNT] = {
-#define ROUTE_LABEL(name, method, pattern, handler, access, reads) method " " pattern,
-	ROUTE_TABLE(ROUTE_LABEL)
-#undef ROUTE_LABEL
-	"unmatched",
 };
 
 /* 1 when path (no query string) matches pattern; *id receives "{id}". */
@@ -279,8 +272,8 @@ within_rate_limit(call_t *call)
 	h2o_add_header(&call->req->pool, &call->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
 				   h2o_strdup(&call->req->pool, retry, (size_t) n).base, (size_t) n);
 	call_refuse(call, COMMERCE_TOO_MANY_REQUESTS, "more than %d %s requests per second from this user",
-					 cls == RATE_CLASS_READ ? commerce_config.rate_limit_reads : commerce_config.rate_limit_writes,
-					 cls == RATE_CLASS_READ ? "GET" : "POST");
+				cls == RATE_CLASS_READ ? commerce_config.rate_limit_reads : commerce_config.rate_limit_writes,
+				cls == RATE_CLASS_READ ? "GET" : "POST");
 	return 0;
 }
 

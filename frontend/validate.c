@@ -107,9 +107,10 @@ validate_body(call_t *call, const char *const *allowed)
 	return body;
 }
 
-int
-validate_integer(call_t *call, json_t *obj, const char *key, int required,
-				 int64_t min, int64_t max, int64_t *out)
+/* obj[key] as an integer in min..max; messages name it label (key, or "items[2].quantity"). */
+static int
+integer_field(call_t *call, json_t *obj, const char *key, const char *label, int required,
+			  int64_t min, int64_t max, int64_t *out)
 {
 	json_t *v = json_object_get(obj, key);
 	json_int_t n;
@@ -117,33 +118,72 @@ validate_integer(call_t *call, json_t *obj, const char *key, int required,
 	if (v == NULL || json_is_null(v)) {
 		if (!required)
 			return FIELD_ABSENT;
-		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s is required", key);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s is required", label);
 		return FIELD_ANSWERED;
 	}
 	if (!json_is_integer(v)) {
-		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be an integer", key);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be an integer", label);
 		return FIELD_ANSWERED;
 	}
 	n = json_integer_value(v);
 	if (n < min || n > max) {
-		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be between %lld and %lld", key,
-						 (long long) min, (long long) max);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be between %lld and %lld", label,
+					(long long) min, (long long) max);
 		return FIELD_ANSWERED;
 	}
 	*out = n;
 	return FIELD_OK;
 }
 
-int
-validate_id(call_t *call, json_t *obj, const char *key, int required, int64_t *out)
+static int
+id_field(call_t *call, json_t *obj, const char *key, const char *label, int required, int64_t *out)
 {
 	json_t *v = json_object_get(obj, key);
 
 	if (v != NULL && !json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < 1)) {
-		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be a positive integer", key);
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be a positive integer", label);
 		return FIELD_ANSWERED;
 	}
-	return validate_integer(call, obj, key, required, 1, INT64_MAX, out);
+	return integer_field(call, obj, key, label, required, 1, INT64_MAX, out);
+}
+
+int
+validate_integer(call_t *call, json_t *obj, const char *key, int required,
+				 int64_t min, int64_t max, int64_t *out)
+{
+	return integer_field(call, obj, key, key, required, min, max, out);
+}
+
+int
+validate_id(call_t *call, json_t *obj, const char *key, int required, int64_t *out)
+{
+	return id_field(call, obj, key, key, required, out);
+}
+
+int
+validate_item(call_t *call, json_t *item, const char *where, int64_t *product_id, int64_t *quantity)
+{
+	char label[64];
+	const char *key;
+	json_t *value;
+
+	if (!json_is_object(item)) {
+		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be an object", where);
+		return FIELD_ANSWERED;
+	}
+	json_object_foreach(item, key, value) {
+		if (strcmp(key, "productId") != 0 && strcmp(key, "quantity") != 0) {
+			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s.%.64s: unknown field", where, key);
+			return FIELD_ANSWERED;
+		}
+	}
+	snprintf(label, sizeof(label), "%s.productId", where);
+	if (id_field(call, item, "productId", label, 1, product_id) == FIELD_ANSWERED)
+		return FIELD_ANSWERED;
+	snprintf(label, sizeof(label), "%s.quantity", where);
+	if (integer_field(call, item, "quantity", label, 1, 1, COMMERCE_MAX_LINE_QUANTITY, quantity) == FIELD_ANSWERED)
+		return FIELD_ANSWERED;
+	return FIELD_OK;
 }
 
 static int
@@ -243,7 +283,7 @@ validate_query(call_t *call, query_param_t *params, int nparams)
 				match = &params[i];
 		if (match == NULL) {
 			call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%.*s: unknown query parameter",
-							 (int) (name_len > 64 ? 64 : name_len), p);
+						(int) (name_len > 64 ? 64 : name_len), p);
 			return FIELD_ANSWERED;
 		}
 		if (match->present) {
@@ -269,7 +309,7 @@ validate_query_integer(call_t *call, query_param_t *p, int64_t min, int64_t max,
 		return FIELD_ABSENT;
 	if (!parse_positive(p->value, strlen(p->value), &n) || n < min || n > max) {
 		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be an integer between %lld and %lld",
-						 p->name, (long long) min, (long long) max);
+					p->name, (long long) min, (long long) max);
 		return FIELD_ANSWERED;
 	}
 	*out = n;
@@ -312,7 +352,7 @@ validate_query_text(call_t *call, query_param_t *p)
 	len = utf8_length(p->value);
 	if (len < 1 || len > VALIDATE_MAX_TEXT) {
 		call_refuse(call, COMMERCE_INVALID_ARGUMENT, "%s must be 1 to %d UTF-8 characters",
-						 p->name, VALIDATE_MAX_TEXT);
+					p->name, VALIDATE_MAX_TEXT);
 		return FIELD_ANSWERED;
 	}
 	return FIELD_OK;

@@ -29,6 +29,11 @@ json_t *validate_body(call_t *call, const char *const *allowed);
 int validate_id(call_t *call, json_t *obj, const char *key, int required, int64_t *out);
 int validate_integer(call_t *call, json_t *obj, const char *key, int required,
 					 int64_t min, int64_t max, int64_t *out);
+/*
+ * One order line, {productId, quantity} and nothing else: a positive id and
+ * 1..COMMERCE_MAX_LINE_QUANTITY; where names it in messages ("items[2]").
+ */
+int validate_item(call_t *call, json_t *item, const char *where, int64_t *product_id, int64_t *quantity);
 int validate_path_id(call_t *call, h2o_iovec_t segment, const char *name, int64_t *out);
 /* A JSON string of min..max characters (code points); *out points into obj. */
 int validate_text(call_t *call, json_t *obj, const char *key, int required, size_t min_chars, size_t max_chars,

@@ -1740,7 +1740,7 @@ class CouponDuplicateTest(unittest.TestCase, SanitizerCheck):
 
 class DocsTest(unittest.TestCase):
     def test_openapi_lists_every_route(self):
-        with open(os.path.join(ROOT, "frontend", "router.h")) as f:
+        with open(os.path.join(ROOT, "frontend", "routes.h")) as f:
             routes = re.findall(r'X\((?!NAME,)\w+, "(\w+)", "([^"]+)"', f.read())
         with open(os.path.join(ROOT, "docs", "openapi.yaml")) as f:
             doc = f.read()
