@@ -210,7 +210,7 @@ take_gathered(BucketSet *set, int64 id, int32 quantity, int32 *first_bucket)
 		values[1] = Int32GetDatum(part);
 		values[2] = Int32GetDatum(buckets[i]);
 		if (pg_commerce_execute(&set->take_exact, values, NULL, 0) != 1)
-			elog(ERROR, "locked bucket %d of %lld vanished", buckets[i], (long long) id);
+			elog(ERROR, "locked bucket %d of " INT64_FORMAT " vanished", buckets[i], id);
 		if (*first_bucket < 0)
 			*first_bucket = buckets[i];
 		left -= part;

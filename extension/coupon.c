@@ -73,20 +73,17 @@ static KeptPlan insert_issued = KEPT_PLAN(
 static void
 already_issued_error(int64 user_id, int64 coupon_id)
 {
-	ereport(ERROR,
-			(errcode(pg_commerce_errcode(COMMERCE_COUPON_ALREADY_ISSUED)),
-			 errmsg("coupon already issued to this user"),
-			 errdetail("User %lld already holds coupon %lld.",
-					   (long long) user_id, (long long) coupon_id)));
+	commerce_error(COMMERCE_COUPON_ALREADY_ISSUED,
+				   errmsg("coupon already issued to this user"),
+				   errdetail("User " INT64_FORMAT " already holds coupon " INT64_FORMAT ".", user_id, coupon_id));
 }
 
 static void
 sold_out_error(int64 coupon_id)
 {
-	ereport(ERROR,
-			(errcode(pg_commerce_errcode(COMMERCE_COUPON_SOLD_OUT)),
-			 errmsg("coupon sold out"),
-			 errdetail("All units of coupon %lld have been issued.", (long long) coupon_id)));
+	commerce_error(COMMERCE_COUPON_SOLD_OUT,
+				   errmsg("coupon sold out"),
+				   errdetail("All units of coupon " INT64_FORMAT " have been issued.", coupon_id));
 }
 
 /*
@@ -122,9 +119,7 @@ pg_commerce_issue_coupon(PG_FUNCTION_ARGS)
 
 	pg_commerce_require_read_committed("issue_coupon");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
-				 errmsg("user_id and coupon_id must not be null")));
+		commerce_error(COMMERCE_INVALID_ARGUMENT, errmsg("user_id and coupon_id must not be null"));
 	user_id = PG_GETARG_INT64(0);
 	coupon_id = PG_GETARG_INT64(1);
 	pg_commerce_check_id("user_id", user_id);
@@ -132,15 +127,9 @@ pg_commerce_issue_coupon(PG_FUNCTION_ARGS)
 
 	first_look(user_id, coupon_id, &look);
 	if (!look.coupon_found)
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_NOT_FOUND)),
-				 errmsg("coupon not found"),
-				 errdetail("No coupon has id %lld.", (long long) coupon_id)));
+		pg_commerce_not_found("coupon", coupon_id);
 	if (!look.user_found)
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_NOT_FOUND)),
-				 errmsg("user not found"),
-				 errdetail("No user has id %lld.", (long long) user_id)));
+		pg_commerce_not_found("user", user_id);
 	if (now < look.valid_from || (!look.valid_until_null && now >= look.valid_until))
 	{
 		/* timestamptz_to_str returns a static buffer: copy each result */
@@ -148,11 +137,9 @@ pg_commerce_issue_coupon(PG_FUNCTION_ARGS)
 		char	   *until = look.valid_until_null ? "further notice" :
 			pstrdup(timestamptz_to_str(look.valid_until));
 
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_COUPON_NOT_ACTIVE)),
-				 errmsg("coupon is not being issued now"),
-				 errdetail("Coupon %lld is issued from %s until %s.", (long long) coupon_id,
-						   from, until)));
+		commerce_error(COMMERCE_COUPON_NOT_ACTIVE,
+					   errmsg("coupon is not being issued now"),
+					   errdetail("Coupon " INT64_FORMAT " is issued from %s until %s.", coupon_id, from, until));
 	}
 	if (look.already_issued)
 		already_issued_error(user_id, coupon_id);

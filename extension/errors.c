@@ -39,15 +39,23 @@ pg_commerce_errcode(CommerceError error)
 	return MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4]);
 }
 
+void
+pg_commerce_not_found(const char *what, int64 id)
+{
+	commerce_error(COMMERCE_NOT_FOUND,
+				   errmsg("%s not found", what),
+				   errdetail("No %s has id " INT64_FORMAT ".", what, id));
+	pg_unreachable();
+}
+
 /* An id argument must be positive: INVALID_ARGUMENT naming it otherwise. */
 void
 pg_commerce_check_id(const char *name, int64 id)
 {
 	if (id <= 0)
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
-				 errmsg("%s must be a positive integer", name),
-				 errdetail("%s was " INT64_FORMAT ".", name, id)));
+		commerce_error(COMMERCE_INVALID_ARGUMENT,
+					   errmsg("%s must be a positive integer", name),
+					   errdetail("%s was " INT64_FORMAT ".", name, id));
 }
 
 /*
@@ -66,13 +74,12 @@ pg_commerce_require_read_committed(const char *function)
 	 * two levels keep one snapshot for the whole transaction.
 	 */
 	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_READ_COMMITTED_REQUIRED)),
-				 errmsg("%s must run at isolation level READ COMMITTED", function),
-				 errdetail("The transaction runs at %s.",
-						   IsolationIsSerializable() ? "SERIALIZABLE" : "REPEATABLE READ"),
-				 errhint("Start the transaction with BEGIN ISOLATION LEVEL READ COMMITTED, "
-						 "or set default_transaction_isolation to 'read committed'.")));
+		commerce_error(COMMERCE_READ_COMMITTED_REQUIRED,
+					   errmsg("%s must run at isolation level READ COMMITTED", function),
+					   errdetail("The transaction runs at %s.",
+								 IsolationIsSerializable() ? "SERIALIZABLE" : "REPEATABLE READ"),
+					   errhint("Start the transaction with BEGIN ISOLATION LEVEL READ COMMITTED, "
+							   "or set default_transaction_isolation to 'read committed'."));
 }
 
 /*
@@ -134,11 +141,10 @@ pg_commerce_raise(PG_FUNCTION_ARGS)
 	for (int i = 0; i < COMMERCE_ERROR_COUNT; i++)
 	{
 		if (strcmp(error_rows[i].name, code) == 0)
-			ereport(ERROR,
-					(errcode(pg_commerce_errcode((CommerceError) i)),
-					 errmsg_internal("%s", message),
-					 detail ? errdetail_internal("%s", detail) : 0,
-					 hint ? errhint("%s", hint) : 0));
+			commerce_error((CommerceError) i,
+						   errmsg_internal("%s", message),
+						   detail ? errdetail_internal("%s", detail) : 0,
+						   hint ? errhint("%s", hint) : 0);
 	}
 	elog(ERROR, "unknown pg_commerce error code \"%s\"", code);
 	PG_RETURN_VOID();

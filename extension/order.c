@@ -110,58 +110,97 @@ typedef struct OrderAmounts
 	int64		paid;
 } OrderAmounts;
 
-#define order_error(kind, ...) \
-	ereport(ERROR, (errcode(pg_commerce_errcode(kind)), __VA_ARGS__))
-
 static void
 out_of_stock_error(const OrderLine *line)
 {
-	order_error(COMMERCE_OUT_OF_STOCK,
-				errmsg("out of stock"),
-				errdetail_plural("Product " INT64_FORMAT " has less than the %d unit asked for.",
-								 "Product " INT64_FORMAT " has less than the %d units asked for.",
-								 line->quantity, line->product_id, line->quantity));
+	commerce_error(COMMERCE_OUT_OF_STOCK,
+				   errmsg("out of stock"),
+				   errdetail_plural("Product " INT64_FORMAT " has less than the %d unit asked for.",
+									"Product " INT64_FORMAT " has less than the %d units asked for.",
+									line->quantity, line->product_id, line->quantity));
 }
 
 static void
 coupon_not_usable(int64 user_id, int64 coupon_id, const char *why)
 {
-	order_error(COMMERCE_COUPON_NOT_USABLE,
-				errmsg("coupon not usable"),
-				errdetail("Coupon " INT64_FORMAT " of user " INT64_FORMAT " %s.",
-						  coupon_id, user_id, why));
+	commerce_error(COMMERCE_COUPON_NOT_USABLE,
+				   errmsg("coupon not usable"),
+				   errdetail("Coupon " INT64_FORMAT " of user " INT64_FORMAT " %s.", coupon_id, user_id, why));
 }
 
 static Datum
-int8_array(const OrderItems *items, bool prices)
+int8_array_of(const int64 *values, int count)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * items->count);
+	Datum	   *elems = palloc(sizeof(Datum) * count);
 
-	for (int i = 0; i < items->count; i++)
-		elems[i] = Int64GetDatum(prices ? items->lines[i].unit_price : items->lines[i].product_id);
-	return PointerGetDatum(construct_array(elems, items->count, INT8OID,
+	for (int i = 0; i < count; i++)
+		elems[i] = Int64GetDatum(values[i]);
+	return PointerGetDatum(construct_array(elems, count, INT8OID,
 										   sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
+/* The order's product ids, in line order, as bigint[]. */
 static Datum
-int4_array(const OrderItems *items, bool buckets)
+product_ids_array(const OrderItems *items)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * items->count);
+	int64	   *ids = palloc(sizeof(int64) * items->count);
 
 	for (int i = 0; i < items->count; i++)
-		elems[i] = Int32GetDatum(buckets ? items->lines[i].bucket : items->lines[i].quantity);
-	return PointerGetDatum(construct_array(elems, items->count, INT4OID,
-										   sizeof(int32), true, TYPALIGN_INT));
+		ids[i] = items->lines[i].product_id;
+	return int8_array_of(ids, items->count);
+}
+
+/* The order's unit prices, in line order, as bigint[]. */
+static Datum
+unit_prices_array(const OrderItems *items)
+{
+	int64	   *prices = palloc(sizeof(int64) * items->count);
+
+	for (int i = 0; i < items->count; i++)
+		prices[i] = items->lines[i].unit_price;
+	return int8_array_of(prices, items->count);
+}
+
+static Datum
+int4_array_of(const int32 *values, int count)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * count);
+
+	for (int i = 0; i < count; i++)
+		elems[i] = Int32GetDatum(values[i]);
+	return PointerGetDatum(construct_array(elems, count, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+}
+
+/* The order's quantities, in line order, as integer[]. */
+static Datum
+quantities_array(const OrderItems *items)
+{
+	int32	   *quantities = palloc(sizeof(int32) * items->count);
+
+	for (int i = 0; i < items->count; i++)
+		quantities[i] = items->lines[i].quantity;
+	return int4_array_of(quantities, items->count);
+}
+
+/* The stock bucket each line took from, in line order, as integer[]. */
+static Datum
+buckets_array(const OrderItems *items)
+{
+	int32	   *buckets = palloc(sizeof(int32) * items->count);
+
+	for (int i = 0; i < items->count; i++)
+		buckets[i] = items->lines[i].bucket;
+	return int4_array_of(buckets, items->count);
 }
 
 static void
 insufficient_balance_error(int64 user_id, int64 paid, int64 balance)
 {
-	order_error(COMMERCE_INSUFFICIENT_BALANCE,
-				errmsg("insufficient balance"),
-				errdetail("The order costs " INT64_FORMAT " but user " INT64_FORMAT
-						  " has " INT64_FORMAT ".", paid, user_id, balance),
-				errhint("Charge the wallet first."));
+	commerce_error(COMMERCE_INSUFFICIENT_BALANCE,
+				   errmsg("insufficient balance"),
+				   errdetail("The order costs " INT64_FORMAT " but user " INT64_FORMAT " has " INT64_FORMAT ".",
+							 paid, user_id, balance),
+				   errhint("Charge the wallet first."));
 }
 
 /*
@@ -225,9 +264,7 @@ debit_wallet_locked(int64 user_id, int64 paid, bool has_coupon, int64 coupon_id,
 		return DatumGetInt64(pg_commerce_result(0, 1));
 
 	if (pg_commerce_execute(&lock_user, values, NULL, 1) == 0)
-		order_error(COMMERCE_NOT_FOUND,
-					errmsg("user not found"),
-					errdetail("No user has id " INT64_FORMAT ".", user_id));
+		pg_commerce_not_found("user", user_id);
 	balance = DatumGetInt64(pg_commerce_result(0, 1));
 	if (has_coupon && coupon_seen_used && coupon_used_now(user_id, coupon_id))
 		coupon_not_usable(user_id, coupon_id, "is already used");
@@ -264,19 +301,17 @@ price_lines(OrderItems *items, Snapshot snapshot)
 			line->unit_price = DatumGetInt64(pg_commerce_lookup_value(&product, "price", &isnull));
 		pg_commerce_lookup_end(&product);
 		if (!found)
-			order_error(COMMERCE_NOT_FOUND,
-						errmsg("product not found"),
-						errdetail("No product has id " INT64_FORMAT ".", line->product_id));
+			pg_commerce_not_found("product", line->product_id);
 		if (!pg_commerce_buckets_hold(LOOKUP_STOCK_BUCKETS, snapshot, line->product_id,
 									  line->quantity))
 			out_of_stock_error(line);
 		if (pg_mul_s64_overflow(line->unit_price, line->quantity, &amount) ||
 			pg_add_s64_overflow(total, amount, &total))
 			/* no wallet can hold it: every balance is at most pg_commerce.max_balance */
-			order_error(COMMERCE_INSUFFICIENT_BALANCE,
-						errmsg("insufficient balance"),
-						errdetail("The order costs more than " INT64_FORMAT ", more than any wallet can hold.",
-								  PG_INT64_MAX));
+			commerce_error(COMMERCE_INSUFFICIENT_BALANCE,
+						   errmsg("insufficient balance"),
+						   errdetail("The order costs more than " INT64_FORMAT ", more than any wallet can hold.",
+									 PG_INT64_MAX));
 	}
 	return total;
 }
@@ -308,9 +343,7 @@ coupon_discount(Snapshot snapshot, int64 user_id, int64 coupon_id, int64 total,
 
 	pg_commerce_lookup_begin(&lookup, LOOKUP_COUPON, snapshot, &coupon_id);
 	if (!pg_commerce_lookup_next(&lookup))
-		order_error(COMMERCE_NOT_FOUND,
-					errmsg("coupon not found"),
-					errdetail("No coupon has id " INT64_FORMAT ".", coupon_id));
+		pg_commerce_not_found("coupon", coupon_id);
 	type = TextDatumGetCString(pg_commerce_lookup_value(&lookup, "discount_type", &isnull));
 	value = DatumGetInt64(pg_commerce_lookup_value(&lookup, "discount_value", &isnull));
 	cap = DatumGetInt64(pg_commerce_lookup_value(&lookup, "max_discount", &no_cap));
@@ -319,21 +352,19 @@ coupon_discount(Snapshot snapshot, int64 user_id, int64 coupon_id, int64 total,
 	pg_commerce_lookup_end(&lookup);
 
 	if (!held)
-		order_error(COMMERCE_COUPON_NOT_USABLE,
-					errmsg("coupon not usable"),
-					errdetail("User " INT64_FORMAT " does not hold coupon " INT64_FORMAT ".",
-							  user_id, coupon_id),
-					errhint("Issue the coupon to the user first."));
+		commerce_error(COMMERCE_COUPON_NOT_USABLE,
+					   errmsg("coupon not usable"),
+					   errdetail("User " INT64_FORMAT " does not hold coupon " INT64_FORMAT ".", user_id, coupon_id),
+					   errhint("Issue the coupon to the user first."));
 	if (!no_expiry && GetCurrentTransactionStartTimestamp() >= valid_until)
-		order_error(COMMERCE_COUPON_NOT_USABLE,
-					errmsg("coupon not usable"),
-					errdetail("Coupon " INT64_FORMAT " expired at %s.", coupon_id,
-							  timestamptz_to_str(valid_until)));
+		commerce_error(COMMERCE_COUPON_NOT_USABLE,
+					   errmsg("coupon not usable"),
+					   errdetail("Coupon " INT64_FORMAT " expired at %s.", coupon_id, timestamptz_to_str(valid_until)));
 	if (total < min_order)
-		order_error(COMMERCE_COUPON_NOT_USABLE,
-					errmsg("coupon not usable"),
-					errdetail("Coupon " INT64_FORMAT " needs an order of at least " INT64_FORMAT
-							  "; this order totals " INT64_FORMAT ".", coupon_id, min_order, total));
+		commerce_error(COMMERCE_COUPON_NOT_USABLE,
+					   errmsg("coupon not usable"),
+					   errdetail("Coupon " INT64_FORMAT " needs an order of at least " INT64_FORMAT
+								 "; this order totals " INT64_FORMAT ".", coupon_id, min_order, total));
 
 	if (strcmp(type, "fixed") == 0)
 		discount = value;
@@ -375,11 +406,11 @@ replay(FunctionCallInfo fcinfo, int64 user_id, text *key, const char *fingerprin
 	if (pg_commerce_execute(&find_replay, values, NULL, 1) == 0)
 		return false;
 	if (strcmp(TextDatumGetCString(pg_commerce_result(0, 5)), fingerprint) != 0)
-		order_error(COMMERCE_IDEMPOTENCY_MISMATCH,
-					errmsg("idempotency key reused with another request"),
-					errdetail("Order " INT64_FORMAT " was placed with this key for a different request.",
-							  DatumGetInt64(pg_commerce_result(0, 1))),
-					errhint("Use a new idempotency key for a new request."));
+		commerce_error(COMMERCE_IDEMPOTENCY_MISMATCH,
+					   errmsg("idempotency key reused with another request"),
+					   errdetail("Order " INT64_FORMAT " was placed with this key for a different request.",
+								 DatumGetInt64(pg_commerce_result(0, 1))),
+					   errhint("Use a new idempotency key for a new request."));
 	amounts.total = DatumGetInt64(pg_commerce_result(0, 2));
 	amounts.discount = DatumGetInt64(pg_commerce_result(0, 3));
 	amounts.paid = DatumGetInt64(pg_commerce_result(0, 4));
@@ -417,7 +448,7 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		order_error(COMMERCE_INVALID_ARGUMENT, errmsg("user_id and items must not be null"));
+		commerce_error(COMMERCE_INVALID_ARGUMENT, errmsg("user_id and items must not be null"));
 	user_id = PG_GETARG_INT64(0);
 	pg_commerce_check_id("user_id", user_id);
 	if (has_coupon)
@@ -426,8 +457,8 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 		int			chars = pg_mbstrlen_with_len(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 
 		if (chars < 1 || chars > COMMERCE_MAX_IDEMPOTENCY_KEY)
-			order_error(COMMERCE_INVALID_ARGUMENT,
-						errmsg("idempotency_key must be 1 to %d characters", COMMERCE_MAX_IDEMPOTENCY_KEY));
+			commerce_error(COMMERCE_INVALID_ARGUMENT,
+						   errmsg("idempotency_key must be 1 to %d characters", COMMERCE_MAX_IDEMPOTENCY_KEY));
 	}
 	items = pg_commerce_parse_items(PG_GETARG_JSONB_P(1));
 	fingerprint = pg_commerce_order_fingerprint(items, has_coupon, coupon_id);
@@ -448,9 +479,7 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 	snapshot = pg_commerce_snapshot_begin();
 	amounts.total = price_lines(items, snapshot);
 	if (!pg_commerce_row_exists(LOOKUP_USER, snapshot, &user_id))
-		order_error(COMMERCE_NOT_FOUND,
-					errmsg("user not found"),
-					errdetail("No user has id " INT64_FORMAT ".", user_id));
+		pg_commerce_not_found("user", user_id);
 	amounts.discount = has_coupon ?
 		coupon_discount(snapshot, user_id, coupon_id, amounts.total, &issued_id, &coupon_seen_used) : 0;
 	pg_commerce_snapshot_end(snapshot);
@@ -478,10 +507,10 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 	values[5] = PointerGetDatum(key);
 	nulls[5] = key ? ' ' : 'n';
 	values[6] = CStringGetTextDatum(fingerprint);
-	values[7] = int8_array(items, false);
-	values[8] = int4_array(items, false);
-	values[9] = int8_array(items, true);
-	values[10] = int4_array(items, true);
+	values[7] = product_ids_array(items);
+	values[8] = quantities_array(items);
+	values[9] = unit_prices_array(items);
+	values[10] = buckets_array(items);
 	values[11] = Int64GetDatum(balance_after);
 	if (pg_commerce_execute(&write_order, values, nulls, 1) != 1)
 		elog(ERROR, "order insert returned no row");

@@ -20,11 +20,10 @@
 static void
 invalid_item(int index, const char *message, const char *detail)
 {
-	ereport(ERROR,
-			(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
-			 errmsg("items[%d]: %s", index, message),
-			 detail ? errdetail_internal("%s", detail) : 0,
-			 errhint("items must look like [{\"product_id\": 1, \"quantity\": 2}].")));
+	commerce_error(COMMERCE_INVALID_ARGUMENT,
+				   errmsg("items[%d]: %s", index, message),
+				   detail ? errdetail_internal("%s", detail) : 0,
+				   errhint("items must look like [{\"product_id\": 1, \"quantity\": 2}]."));
 }
 
 /*
@@ -79,21 +78,18 @@ pg_commerce_parse_items(Jsonb *items)
 	int			n = 0;
 
 	if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
-				 errmsg("items must be a JSON array"),
-				 errhint("items must look like [{\"product_id\": 1, \"quantity\": 2}].")));
+		commerce_error(COMMERCE_INVALID_ARGUMENT,
+					   errmsg("items must be a JSON array"),
+					   errhint("items must look like [{\"product_id\": 1, \"quantity\": 2}]."));
 	count = JB_ROOT_COUNT(items);
 	if (count == 0)
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
-				 errmsg("items must not be empty"),
-				 errdetail("An order needs at least one item.")));
+		commerce_error(COMMERCE_INVALID_ARGUMENT,
+					   errmsg("items must not be empty"),
+					   errdetail("An order needs at least one item."));
 	if (count > COMMERCE_MAX_ORDER_LINES)
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
-				 errmsg("items must have at most %d entries", COMMERCE_MAX_ORDER_LINES),
-				 errdetail("items had %d entries.", count)));
+		commerce_error(COMMERCE_INVALID_ARGUMENT,
+					   errmsg("items must have at most %d entries", COMMERCE_MAX_ORDER_LINES),
+					   errdetail("items had %d entries.", count));
 
 	result = palloc(offsetof(OrderItems, lines) + sizeof(OrderLine) * count);
 	for (int i = 0; i < count; i++)
@@ -124,11 +120,10 @@ pg_commerce_parse_items(Jsonb *items)
 			 * (400) but a limit on what one order may ask for (422).
 			 */
 			if (sum > COMMERCE_MAX_LINE_QUANTITY)
-				ereport(ERROR,
-						(errcode(pg_commerce_errcode(COMMERCE_QUANTITY_LIMIT_EXCEEDED)),
-						 errmsg("quantity of product " INT64_FORMAT " must be at most %d in one order",
-								result->lines[i].product_id, COMMERCE_MAX_LINE_QUANTITY),
-						 errdetail("Its lines sum to more than that.")));
+				commerce_error(COMMERCE_QUANTITY_LIMIT_EXCEEDED,
+							   errmsg("quantity of product " INT64_FORMAT " must be at most %d in one order",
+									  result->lines[i].product_id, COMMERCE_MAX_LINE_QUANTITY),
+							   errdetail("Its lines sum to more than that."));
 			result->lines[n - 1].quantity = sum;
 		}
 		else

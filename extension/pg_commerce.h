@@ -19,6 +19,17 @@
 /* The SQLSTATE (as an errcode() argument) of one of our conditions. */
 extern int	pg_commerce_errcode(CommerceError error);
 
+/*
+ * ereport(ERROR) of one of our conditions: commerce_error(COMMERCE_OUT_OF_STOCK,
+														   * errmsg(...),
+														   errdetail(...)).  The SQLSTATE comes from the error table.
+ */
+#define commerce_error(kind, ...) \
+	ereport(ERROR, (errcode(pg_commerce_errcode(kind)), __VA_ARGS__))
+
+/* NOT_FOUND for an unknown id: "<what> not found", "No <what> has id <id>." */
+extern void pg_commerce_not_found(const char *what, int64 id) pg_attribute_noreturn();
+
 extern void pg_commerce_check_id(const char *name, int64 id);
 extern void pg_commerce_require_read_committed(const char *function);
 

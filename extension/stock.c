@@ -26,16 +26,14 @@ pg_commerce_decrement_stock(PG_FUNCTION_ARGS)
 
 	pg_commerce_require_read_committed("decrement_stock");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
-				 errmsg("product_id and quantity must not be null")));
+		commerce_error(COMMERCE_INVALID_ARGUMENT,
+					   errmsg("product_id and quantity must not be null"));
 	product_id = PG_GETARG_INT64(0);
 	quantity = PG_GETARG_INT32(1);
 	if (quantity <= 0)
-		ereport(ERROR,
-				(errcode(pg_commerce_errcode(COMMERCE_INVALID_ARGUMENT)),
-				 errmsg("quantity must be a positive integer"),
-				 errdetail("quantity was %d.", quantity)));
+		commerce_error(COMMERCE_INVALID_ARGUMENT,
+					   errmsg("quantity must be a positive integer"),
+					   errdetail("quantity was %d.", quantity));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -43,19 +41,15 @@ pg_commerce_decrement_stock(PG_FUNCTION_ARGS)
 	switch (pg_commerce_bucket_take(&pg_commerce_stock_buckets_set, product_id, quantity, &bucket))
 	{
 		case BUCKET_NO_SUCH_ID:
-			ereport(ERROR,
-					(errcode(pg_commerce_errcode(COMMERCE_NOT_FOUND)),
-					 errmsg("product not found"),
-					 errdetail("No product has id %lld.", (long long) product_id)));
+			pg_commerce_not_found("product", product_id);
 			break;
 		case BUCKET_NOT_ENOUGH:
-			ereport(ERROR,
-					(errcode(pg_commerce_errcode(COMMERCE_OUT_OF_STOCK)),
-					 errmsg("out of stock"),
-					 errdetail_plural("Product %lld has less than the %d unit asked for.",
-									  "Product %lld has less than the %d units asked for.",
-									  quantity, (long long) product_id, quantity),
-					 errhint("Restock the product or order fewer units.")));
+			commerce_error(COMMERCE_OUT_OF_STOCK,
+						   errmsg("out of stock"),
+						   errdetail_plural("Product " INT64_FORMAT " has less than the %d unit asked for.",
+											"Product " INT64_FORMAT " has less than the %d units asked for.",
+											quantity, product_id, quantity),
+						   errhint("Restock the product or order fewer units."));
 			break;
 		case BUCKET_TAKEN:
 			break;

@@ -15,7 +15,9 @@
 #                  (create_distributed_function ... distribution_arg_name).
 #     coordinator: the same tables, no function delegation (calls run on the
 #                  coordinator).
-#   FLOOD_USERS=10000 COUPON_QTY=1000 HOT_CALLS=5000 HOT_STOCK=100 CLIENTS=50
+#   FLOOD_USERS=10000 (fixture) FLOOD_CALLS=FLOOD_USERS COUPON_QTY=1000 HOT_CALLS=5000
+#   HOT_STOCK=100 CLIENTS=32 FLOOD_FN=commerce.issue_coupon HOT_FN=decrement_stock|place_order
+#   STOCK_LAYOUT=reference (default) | distributed  (stock_buckets by product_id)
 #   CITUS_BUILD_DIR=DIR/build  where Citus 12.1.9 is built if citus.so is missing
 #
 # Citus is built from /work/shared/vendor/citus-12.1.9.tar.xz and installed
@@ -32,11 +34,13 @@ CITUS_TARBALL=/work/shared/vendor/citus-12.1.9.tar.xz
 NODES=(coord w1 w2)
 declare -A PORT=([coord]=5480 [w1]=5481 [w2]=5482)
 LAYOUT=${LAYOUT:-delegated}
+STOCK_LAYOUT=${STOCK_LAYOUT:-reference}
 FLOOD_USERS=${FLOOD_USERS:-10000}
+FLOOD_CALLS=${FLOOD_CALLS:-$FLOOD_USERS}
 COUPON_QTY=${COUPON_QTY:-1000}
 HOT_CALLS=${HOT_CALLS:-5000}
 HOT_STOCK=${HOT_STOCK:-100}
-CLIENTS=${CLIENTS:-50}
+CLIENTS=${CLIENTS:-32}
 
 die() { echo "citus-prototype: $*" >&2; exit 2; }
 log() { echo "== $*"; }
@@ -138,7 +142,10 @@ SQL
 # The distribution (see the findings: it is the one that the schema's
 # constraints let through with the fewest changes).
 distribute() {
-	q coord <<'SQL'
+	local stock_sql="SELECT create_reference_table('commerce.stock_buckets');"
+	[[ $STOCK_LAYOUT == distributed ]] &&
+		stock_sql="SELECT create_distributed_table('commerce.stock_buckets', 'product_id', colocate_with => 'none');"
+	q coord <<SQL
 SET citus.shard_count = 4;           -- 2 shards per worker are plenty for 10k users
 SET citus.shard_replication_factor = 1;
 SET client_min_messages = warning;
@@ -163,9 +170,10 @@ ALTER TABLE commerce.issued_coupons DROP CONSTRAINT issued_coupons_pkey, ADD PRI
 ALTER TABLE commerce.payments       DROP CONSTRAINT payments_pkey,       ADD PRIMARY KEY (order_id, id);
 -- 3. catalogue and coupon policy: small, read by every call, written rarely
 SELECT create_reference_table('commerce.products');
-SELECT create_reference_table('commerce.stock_buckets');
 SELECT create_reference_table('commerce.coupons');
 SELECT create_reference_table('commerce.coupon_buckets');
+-- the stock buckets: a reference table (default) or by product id
+$stock_sql
 -- 4. the customer side, co-located by user id
 SELECT create_distributed_table('commerce.users', 'id');
 SELECT create_distributed_table('commerce.wallet_ledger', 'user_id', colocate_with => 'commerce.users');
@@ -217,7 +225,7 @@ load_fixture() {
 	q coord <<SQL
 CREATE SCHEMA proto;
 CREATE TABLE proto.setting (key text PRIMARY KEY, value text NOT NULL);
-INSERT INTO proto.setting VALUES ('layout', '$LAYOUT');
+INSERT INTO proto.setting VALUES ('layout', '$LAYOUT, stock_buckets $STOCK_LAYOUT');
 -- one statement: routed inserts into the users' shards, 2PC at commit
 SELECT count(commerce.create_user('citus-user-' || i)) FROM generate_series(1, $FLOOD_USERS) i;
 -- (a SELECT of charge_balance over commerce.users would be pushed down to
@@ -277,8 +285,8 @@ cmd_check() {
 	local coupon product
 	coupon=$(q coord -c "SELECT commerce.create_coupon('CITUS-$tag', 'fixed', 500, $COUPON_QTY)")
 	product=$(q coord -c "SELECT commerce.create_product('citus-hot-$tag', 9900, $HOT_STOCK, 'hot', 8)")
-	mapfile -t users < <(q coord -c "SELECT id FROM commerce.users ORDER BY id LIMIT $FLOOD_USERS")
-	((${#users[@]} == FLOOD_USERS)) || die "fixture has ${#users[@]} users, want $FLOOD_USERS"
+	mapfile -t users < <(q coord -c "SELECT id FROM commerce.users ORDER BY id LIMIT $FLOOD_CALLS")
+	((${#users[@]} == FLOOD_CALLS)) || die "fixture has ${#users[@]} users, want $FLOOD_CALLS"
 	log "layout $(q coord -c "SELECT value FROM proto.setting WHERE key = 'layout'"); coupon $coupon ($COUPON_QTY units), hot product $product ($HOT_STOCK units), $CLIENTS clients per check"
 	write_calls flood "SELECT $flood_fn({}, $coupon);" "${users[@]}"
 	local hot_ids
