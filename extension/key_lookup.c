@@ -30,6 +30,7 @@
 #include "parser/parse_relation.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -51,6 +52,38 @@ static const struct
 	[LOOKUP_COUPON_BUCKETS] = {"coupon_buckets", "coupon_buckets_pkey", 1},
 	[LOOKUP_ISSUED_COUPON] = {"issued_coupons", "issued_coupons_coupon_id_user_id_key", 2},
 };
+
+/*
+ * The OIDs of each lookup's table and index, and the attribute numbers of
+ * the columns read from it, resolved by name once per backend rather than
+ * on every lookup (a namespace, two relation and one attribute search per
+ * call).  Any relcache invalidation of one of them (DROP EXTENSION, ALTER
+ * TABLE, a recreated index) or of all relations forgets them all; the next
+ * lookup resolves them again.  pg_cron caches its job table the same way.
+ */
+#define LOOKUP_MAX_COLUMNS 8
+
+typedef struct LookupCache
+{
+	bool		valid;
+	Oid			heap;
+	Oid			index;
+	int			ncolumns;
+	const char *columns[LOOKUP_MAX_COLUMNS];	/* the callers' string constants */
+	AttrNumber	attnums[LOOKUP_MAX_COLUMNS];
+} LookupCache;
+
+static LookupCache lookup_cache[lengthof(lookup_defs)];
+static bool lookup_callback_registered = false;
+
+static void
+lookup_cache_invalidate(Datum arg, Oid relid)
+{
+	(void) arg;
+	for (size_t i = 0; i < lengthof(lookup_cache); i++)
+		if (relid == InvalidOid || relid == lookup_cache[i].heap || relid == lookup_cache[i].index)
+			lookup_cache[i].valid = false;
+}
 
 Snapshot
 pg_commerce_snapshot_begin(void)
@@ -78,17 +111,41 @@ commerce_relid(Oid nsp, const char *name)
 	return relid;
 }
 
+static LookupCache *
+lookup_cache_get(LookupTable which)
+{
+	LookupCache *cache = &lookup_cache[which];
+
+	if (!lookup_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(lookup_cache_invalidate, (Datum) 0);
+		lookup_callback_registered = true;
+	}
+	if (!cache->valid)
+	{
+		Oid			nsp = get_namespace_oid("commerce", false);
+
+		cache->heap = commerce_relid(nsp, lookup_defs[which].table);
+		cache->index = commerce_relid(nsp, lookup_defs[which].index);
+		cache->ncolumns = 0;
+		cache->valid = true;
+	}
+	return cache;
+}
+
 void
 pg_commerce_lookup_begin(KeyLookup *lookup, LookupTable which, Snapshot snapshot,
 						 const int64 *keys)
 {
 	ScanKeyData scankeys[2];
 	int			nkeys = lookup_defs[which].nkeys;
-	Oid			nsp = get_namespace_oid("commerce", false);
+	LookupCache *cache = lookup_cache_get(which);
 
 	Assert(nkeys <= lengthof(scankeys));
-	lookup->heap = table_open(commerce_relid(nsp, lookup_defs[which].table), AccessShareLock);
-	lookup->index = index_open(commerce_relid(nsp, lookup_defs[which].index), AccessShareLock);
+	lookup->which = which;
+	/* opening takes the lock, which processes pending invalidations first */
+	lookup->heap = table_open(cache->heap, AccessShareLock);
+	lookup->index = index_open(cache->index, AccessShareLock);
 	for (int i = 0; i < nkeys; i++)
 		ScanKeyInit(&scankeys[i], i + 1, BTEqualStrategyNumber, F_INT8EQ,
 					Int64GetDatum(keys[i]));
@@ -103,16 +160,37 @@ pg_commerce_lookup_next(KeyLookup *lookup)
 	return index_getnext_slot(lookup->scan, ForwardScanDirection, lookup->slot);
 }
 
-Datum
-pg_commerce_lookup_value(KeyLookup *lookup, const char *column, bool *isnull)
+/* column's attribute number in the lookup's table, from the cache when it is there */
+static AttrNumber
+lookup_attnum(KeyLookup *lookup, const char *column)
 {
-	AttrNumber	attnum = attnameAttNum(lookup->heap, column, false);
-	Form_pg_attribute att;
-	Datum		value;
+	LookupCache *cache = &lookup_cache[lookup->which];
+	AttrNumber	attnum;
 
+	if (cache->valid)
+		for (int i = 0; i < cache->ncolumns; i++)
+			if (cache->columns[i] == column || strcmp(cache->columns[i], column) == 0)
+				return cache->attnums[i];
+	attnum = attnameAttNum(lookup->heap, column, false);
 	if (attnum == InvalidAttrNumber)
 		elog(ERROR, "column \"%s\" of %s does not exist", column,
 			 RelationGetRelationName(lookup->heap));
+	if (cache->valid && cache->ncolumns < LOOKUP_MAX_COLUMNS)
+	{
+		cache->columns[cache->ncolumns] = column;
+		cache->attnums[cache->ncolumns] = attnum;
+		cache->ncolumns++;
+	}
+	return attnum;
+}
+
+Datum
+pg_commerce_lookup_value(KeyLookup *lookup, const char *column, bool *isnull)
+{
+	AttrNumber	attnum = lookup_attnum(lookup, column);
+	Form_pg_attribute att;
+	Datum		value;
+
 	att = TupleDescAttr(RelationGetDescr(lookup->heap), attnum - 1);
 	value = slot_getattr(lookup->slot, attnum, isnull);
 	/* a by-reference value points into the buffer: copy it out */

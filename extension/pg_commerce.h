@@ -108,6 +108,7 @@ typedef enum LookupTable
 
 typedef struct KeyLookup
 {
+	LookupTable which;
 	Relation	heap;
 	Relation	index;
 	struct IndexScanDescData *scan;

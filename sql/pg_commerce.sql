@@ -174,10 +174,11 @@ CREATE TABLE commerce.issued_coupons (
 	order_id    bigint,
 	issued_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	used_at     timestamptz,
-	-- at most one per user per coupon: the last guard behind the advisory lock;
-	-- extension/key_lookup.c reads through its index by name
-	-- (issued_coupons_coupon_id_user_id_key), as it does the primary keys
-	UNIQUE (coupon_id, user_id),
+	-- at most one per user per coupon: the last guard behind the advisory lock.
+	-- Named here (the name PostgreSQL would give it, so that installs and
+	-- upgrades agree) because extension/key_lookup.c reads through its index
+	-- by that name, as it does the primary keys.
+	CONSTRAINT issued_coupons_coupon_id_user_id_key UNIQUE (coupon_id, user_id),
 	CHECK ((status = 'used') = (order_id IS NOT NULL))
 );
 CREATE INDEX issued_coupons_user_idx ON commerce.issued_coupons (user_id);
