@@ -110,7 +110,7 @@ static const option_spec_t option_specs[OPT__COUNT] = {
 		"libpq conninfo of a standby (e.g. target_session_attrs=prefer-standby) for the catalogue "
 		"reads only: product list, product, popular products; a user's own orders, balance and "
 		"coupons stay on --db", "none: every read on --db"},
-	[OPT_DB_READ_POOL_SIZE] = {"db-read-pool-size", "COMMERCE_HTTP_DB_READ_POOL_SIZE", "N", "2", 1, 256,
+	[OPT_DB_READ_POOL_SIZE] = {"db-read-pool-size", "COMMERCE_HTTP_DB_READ_POOL_SIZE", "N", "4", 1, 256,
 		"PostgreSQL connections per thread to the --db-read standby", NULL},
 	[OPT_DB_READ_MAX_LAG_MS] = {"db-read-max-lag-ms", "COMMERCE_HTTP_DB_READ_MAX_LAG_MS", "MS", "1000", 1, 3600000,
 		"a standby that may be more than MS behind the primary is not used: its reads go to --db "

@@ -4,7 +4,8 @@
 # 10,000 users and 100 products, and the catalogue reads a shop's visitors
 # make (GET /api/products/{id}, the product list, popular products; wrk, 64
 # connections) through two daemons in turn: one with every read on the
-# primary, one with --db-read sending them to the standby.  BENCH_RUNS runs
+# primary, one with --db-read sending them to the standby (with as many
+# connections as the primary pool: 2 threads x 4).  BENCH_RUNS runs
 # of each, alternating, so that the machine's noise falls on both alike.
 #
 # Per run it prints the read rate and the CPU seconds each node's
@@ -117,7 +118,9 @@ for run in $(seq 1 "$runs"); do
 	read -r rate pc sc < <(measure)
 	printf '%-4s %-24s %12s %22s %22s\n' "$run" "the primary" "$rate" "$pc" "$sc"
 	stop_daemon
-	start_daemon --db-read "host=$hosts port=$ports user=commerce_http dbname=postgres target_session_attrs=prefer-standby"
+	# as many standby connections as the primary pool has (--pool-size 4), so that only the database differs
+	start_daemon --db-read "host=$hosts port=$ports user=commerce_http dbname=postgres target_session_attrs=prefer-standby" \
+		--db-read-pool-size 4
 	read -r rate pc sc < <(measure)
 	routed=$(curl -s "http://127.0.0.1:$http_port/metrics" | awk '/^commerce_http_catalogue_reads_total\{database="standby"\}/ {print $2}')
 	printf '%-4s %-24s %12s %22s %22s   (%s reads sent to the standby)\n' "$run" "the standby (--db-read)" "$rate" "$pc" "$sc" "$routed"

@@ -6,7 +6,7 @@
 #   bash scripts/citus-prototype.sh up    DIR   # coordinator :5480, workers :5481 :5482
 #   bash scripts/citus-prototype.sh check DIR   # coupon flood + hot stock, exact counts
 #   bash scripts/citus-prototype.sh down  DIR   # stop the three clusters started by `up`
-# DIR is e.g. /work/main/.run/citus (data dirs DIR/coord DIR/w1 DIR/w2, sockets
+# DIR is e.g. .run/citus (data dirs DIR/coord DIR/w1 DIR/w2, sockets
 # and logs in DIR).  Environment knobs:
 #   LAYOUT=delegated (default) | coordinator  how `up` distributes the schema
 #     delegated:   users-side tables distributed by user id, catalogue and
@@ -20,7 +20,8 @@
 #   STOCK_LAYOUT=reference (default) | distributed  (stock_buckets by product_id)
 #   CITUS_BUILD_DIR=DIR/build  where Citus 12.1.9 is built if citus.so is missing
 #
-# Citus is built from /work/shared/vendor/citus-12.1.9.tar.xz and installed
+# Citus is built from ../shared/vendor/citus-12.1.9.tar.xz (beside the
+# repository; CITUS_TARBALL overrides it) and installed
 # into the system PostgreSQL 15 only when citus.so is missing from
 # $(pg_config --pkglibdir); build packages are apt-get installed only if missing.
 # `check` prints the figures and PASS/FAIL per check and exits 1 on any FAIL.
@@ -30,7 +31,7 @@ set -euo pipefail
 
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_CONFIG=$PG_BIN/pg_config
-CITUS_TARBALL=/work/shared/vendor/citus-12.1.9.tar.xz
+CITUS_TARBALL=${CITUS_TARBALL:-$(cd "$(dirname "$0")/../.." && pwd)/shared/vendor/citus-12.1.9.tar.xz}
 NODES=(coord w1 w2)
 declare -A PORT=([coord]=5480 [w1]=5481 [w2]=5482)
 LAYOUT=${LAYOUT:-delegated}
