@@ -7,7 +7,7 @@ RUN apt-get update \
       libh2o-evloop-dev libjansson-dev libjwt-dev libpq-dev libssl-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 COPY frontend /src/frontend
-COPY extension/commerce_errors.h /src/extension/commerce_errors.h
+COPY extension/commerce_errors.h extension/commerce_limits.h /src/extension/
 RUN make -C /src/frontend
 
 FROM debian:bookworm-slim

@@ -35,7 +35,8 @@ users=10000
 work=$(mktemp -d)
 
 make -s -C frontend
-eval "$(scripts/pg-cluster.sh fresh "$pg_dir" "$pg_port")"
+cluster_env=$(scripts/pg-cluster.sh fresh "$pg_dir" "$pg_port") || exit 1
+eval "$cluster_env"
 export PGDATABASE=postgres
 
 auth_port=$((http_port + 1))

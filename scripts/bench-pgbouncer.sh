@@ -33,7 +33,8 @@ command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || {
 }
 bouncer=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 make -s -C frontend
-eval "$(scripts/pg-cluster.sh fresh "$dir/pg" "$pg_port")"
+cluster_env=$(scripts/pg-cluster.sh fresh "$dir/pg" "$pg_port") || exit 1
+eval "$cluster_env"
 export PGDATABASE=postgres
 sock=$PGHOST
 

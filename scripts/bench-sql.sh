@@ -45,7 +45,8 @@ make -s install >/dev/null
 echo "== private cluster on port $port"
 rm -rf "$logs"
 mkdir -p "$logs"
-eval "$(scripts/pg-cluster.sh fresh "$dir" "$port")"
+cluster_env=$(scripts/pg-cluster.sh fresh "$dir" "$port") || exit 1
+eval "$cluster_env"
 trap 'scripts/pg-cluster.sh stop "$dir"' EXIT
 export PGDATABASE=bench
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }

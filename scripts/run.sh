@@ -22,7 +22,8 @@ make -s
 make -s install >/dev/null
 make -s -C frontend
 
-eval "$(scripts/pg-cluster.sh fresh "$pg_dir" "$pg_port")"
+cluster_env=$(scripts/pg-cluster.sh fresh "$pg_dir" "$pg_port") || exit 1
+eval "$cluster_env"
 export PGDATABASE=postgres
 
 daemon_pid=

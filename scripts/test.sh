@@ -25,7 +25,10 @@ make -s EXTRA_CFLAGS="$cflags" >/dev/null || { echo "build failed"; exit 1; }
 make -s install >/dev/null || { echo "install failed"; exit 1; }
 
 step "private cluster on port $port"
-eval "$(scripts/pg-cluster.sh fresh "$rundir" "$port")" || exit 1
+# (captured first: eval of a failed command substitution would succeed)
+cluster_env=$(scripts/pg-cluster.sh fresh "$rundir" "$port") ||
+	{ echo "cannot start the private cluster on port $port (in use? TEST_PGPORT picks another)"; exit 1; }
+eval "$cluster_env"
 trap 'scripts/pg-cluster.sh stop "$rundir"' EXIT
 rm -rf "$logdir"; mkdir -p "$logdir"
 

@@ -38,7 +38,8 @@ for b in $builds; do
 done
 
 rm -rf "$HTTP_TEST_LOG_DIR"
-eval "$("$root/scripts/pg-cluster.sh" fresh "$HTTP_TEST_PG_DIR" "$HTTP_TEST_PG_PORT")"
+cluster_env=$("$root/scripts/pg-cluster.sh" fresh "$HTTP_TEST_PG_DIR" "$HTTP_TEST_PG_PORT") || exit 1
+eval "$cluster_env"
 cleanup() { "$root/scripts/pg-cluster.sh" stop "$HTTP_TEST_PG_DIR" 2>/dev/null || true; }
 trap cleanup EXIT
 psql -XAtq -d postgres -v ON_ERROR_STOP=1 <<'SQL' || { echo "0 passed, 1 failed"; exit 1; }

@@ -24,7 +24,8 @@ cflags=""
 [ "${CI:-}" = "true" ] && cflags="-Werror"
 make -s -C "$root/frontend" EXTRA_CFLAGS="$cflags" || { echo "0 passed, 1 failed"; exit 1; }
 
-eval "$("$root/scripts/pg-cluster.sh" fresh "$dir" "$port")" || { echo "0 passed, 1 failed"; exit 1; }
+cluster_env=$("$root/scripts/pg-cluster.sh" fresh "$dir" "$port") || { echo "0 passed, 1 failed"; exit 1; }
+eval "$cluster_env"
 daemon_pid=
 cleanup() {
 	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
