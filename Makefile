@@ -51,7 +51,7 @@ $(OBJS) $(OBJS:.o=.bc): $(wildcard extension/*.h)
 sql/pg_commerce--$(EXTVERSION).sql: sql/pg_commerce.sql
 	cp $< $@
 
-.PHONY: help deps prepare run test load faults bench-sql bench-http bench-read bench-pgbouncer
+.PHONY: help deps prepare run test load faults bench-sql bench-http bench-read bench-pgbouncer containers
 help:
 	@echo "make            build the extension"
 	@echo "make install    install it into $$($(PG_CONFIG) --sharedir)"
@@ -59,6 +59,7 @@ help:
 	@echo "make test       install what is missing and run every test"
 	@echo "make load       the four k6 scenarios of the event sale (tests/load/run all)"
 	@echo "make faults     every fault case at full size (tests/faults/run all)"
+	@echo "make containers the images built and the seed's scenarios at full size in them (tests/containers/run --full)"
 	@echo "make bench-sql  pgbench figures for the SQL hot paths against naive designs"
 	@echo "make bench-http commerce-http (wrk) against pgbench on the same SQL function"
 	@echo "make bench-read catalogue reads on the primary against --db-read on its standby (Patroni pair)"
@@ -95,3 +96,6 @@ bench-read: prepare
 
 bench-pgbouncer: prepare
 	scripts/bench-pgbouncer.sh
+
+containers: prepare
+	tests/containers/run --full

@@ -1,7 +1,9 @@
 # commerce-http on Debian bookworm's libh2o-evloop 2.2.5, built with the same
 # `make -C frontend` as CI.
-#   docker build -f docker/http.Dockerfile -t pg_commerce-http:0.1.0 .
-FROM debian:bookworm AS build
+#   scripts/containers.sh build      (or: docker build -f docker/http.Dockerfile -t pg_commerce-http:0.6.0 .)
+ARG BASE=debian:bookworm
+ARG BASE_SLIM=debian:bookworm-slim
+FROM ${BASE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential pkg-config \
       libh2o-evloop-dev libjansson-dev libjwt-dev libpq-dev libssl-dev zlib1g-dev \
@@ -10,7 +12,7 @@ COPY frontend /src/frontend
 COPY extension/commerce_errors.h extension/commerce_limits.h /src/extension/
 RUN make -C /src/frontend
 
-FROM debian:bookworm-slim
+FROM ${BASE_SLIM}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libh2o-evloop0.13 libjansson4 libjwt0 libpq5 curl \
  && rm -rf /var/lib/apt/lists/*
@@ -21,5 +23,6 @@ EXPOSE 8080
 ENV COMMERCE_HTTP_LISTEN=0.0.0.0:8080
 # the JWT key (HS256 secret or PEM public key): mount it here, see compose.yaml
 ENV COMMERCE_HTTP_JWT_KEY=/run/secrets/jwt_key
-HEALTHCHECK --interval=5s --timeout=2s CMD curl -fs http://127.0.0.1:8080/readyz || exit 1
+# the listen address is COMMERCE_HTTP_LISTEN's (compose sets its own check)
+HEALTHCHECK --interval=5s --timeout=2s CMD curl -fs "http://${COMMERCE_HTTP_LISTEN:-0.0.0.0:8080}/readyz" || exit 1
 ENTRYPOINT ["/usr/local/bin/commerce-http"]

@@ -4,8 +4,9 @@
 #
 #   scripts/setup.sh          what `make run` needs: build and run the product
 #   scripts/setup.sh --tests  that, and what only the tests use (pgTAP, Python,
-#                             wrk, Patroni and etcd, and k6, which `go install`
-#                             builds: Go >= 1.25 must be on PATH for it)
+#                             wrk, Patroni and etcd, podman with runc and
+#                             mmdebstrap, and k6, which `go install` builds:
+#                             Go >= 1.25 must be on PATH for it)
 set -euo pipefail
 
 packages=(
@@ -22,6 +23,7 @@ case "${1:-}" in
 		postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
 		jq wrk python3 python3-venv gnuplot-nox time
 		patroni etcd-server
+		podman runc mmdebstrap
 	) ;;
 "") ;;
 *) sed -n '2,8p' "$0" >&2; exit 2 ;;

@@ -35,7 +35,7 @@ rm -rf "$logdir"; mkdir -p "$logdir"
 passed=0
 failed=0
 # pg_regress and prove ("name ... ok"), unittest, the fault and load runners
-progress='(\.\.\.? *(ok|FAILED|FAIL|ERROR|not ok|skipped)\b)|^(=== |--- |case |scenario |all scenarios)|[0-9]+ passed, [0-9]+ failed'
+progress='(\.\.\.? *(ok|FAILED|FAIL|ERROR|not ok|skipped)\b)|^(=== |--- |case |scenario |all scenarios|ok   |FAIL )|[0-9]+ passed, [0-9]+ failed'
 
 failed_names=()
 suite() {
@@ -76,6 +76,9 @@ suite faults-short tests/faults/run --short all
 if [ -x tests/load/run ]; then
 	suite load-small tests/load/run --small all
 fi
+# the images built, the seed's scenarios in containers under -m 1g --cpus 1,
+# the pod file run (tests/containers/run --full: the scenarios at full size)
+suite containers tests/containers/run
 
 echo
 [ "$failed" -gt 0 ] && echo "failed suites: ${failed_names[*]}"
