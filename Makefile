@@ -23,10 +23,14 @@ OBJS = \
 	extension/order.o
 
 MODULEDIR = extension
-# Earlier versions' full scripts stay installable (CREATE EXTENSION ...
-# VERSION), so that the upgrade path can be tested; the current one is built.
-DATA = extension/pg_commerce.control sql/pg_commerce--0.1.0.sql \
-	$(wildcard sql/pg_commerce--*--*.sql)
+# One source for the schema, as in pg_cron and PostgreSQL's contrib: the
+# first release's full script (the base) and one upgrade script per release
+# since.  The current version's full script is the base followed by every
+# upgrade script in order, built below, so a fresh install runs exactly the
+# SQL an upgraded one ran.  tests/check-version.sh checks that the upgrade
+# scripts form one unbroken chain, so version order (sort -V) is its order.
+UPGRADE_SCRIPTS = $(shell ls sql/pg_commerce--*--*.sql | sort -V)
+DATA = extension/pg_commerce.control sql/pg_commerce--0.1.0.sql $(UPGRADE_SCRIPTS)
 DATA_built = sql/pg_commerce--$(EXTVERSION).sql
 
 # -isystem: PostgreSQL's headers are third-party code here; warnings in them
@@ -48,8 +52,8 @@ $(OBJS) $(OBJS:.o=.bc): $(wildcard extension/*.h)
 
 # PGXS's EXTENSION wants the control file beside the Makefile; ours lives in
 # extension/, so it is plain DATA and MODULEDIR puts it in share/extension.
-sql/pg_commerce--$(EXTVERSION).sql: sql/pg_commerce.sql
-	cp $< $@
+sql/pg_commerce--$(EXTVERSION).sql: sql/pg_commerce--0.1.0.sql $(UPGRADE_SCRIPTS)
+	cat $^ > $@
 
 .PHONY: help deps prepare run test load faults bench-sql bench-http bench-read bench-pgbouncer containers
 help:

@@ -30,7 +30,7 @@
  *      lock every bucket of the id in ascending order, and take q from them
  *      if their sum allows, else "not enough".
  *
- * Locks (lock order step 5 of sql/pg_commerce.sql): step 1 takes one bucket
+ * Locks (lock order step 5 of docs/design.md): step 1 takes one bucket
  * without waiting; step 3 waits for one bucket while holding no other bucket
  * of this id; step 4 waits for buckets in ascending order.  A waiter in step
  * 3 holds nothing of this id, and step 4 waiters go in one order, so the

@@ -6,7 +6,7 @@
  *      (400 naming the field).  Plain macros, no PostgreSQL headers, so the
  *      daemon includes it as it includes commerce_errors.h.
  *
- * The install script (sql/pg_commerce.sql: table CHECKs and the PL/pgSQL
+ * The install script (sql/: table CHECKs and the PL/pgSQL
  * functions) and docs/openapi.yaml write the same numbers; each is a
  * literal there, and tests/check-limits.sh fails when one differs from this
  * file.  Lengths are in characters (code points).

@@ -37,7 +37,11 @@
 
 #include "pg_commerce.h"
 
-/* The index each lookup goes through, by table (see sql/pg_commerce.sql). */
+/*
+ * The index each lookup goes through, by table.  The names are the ones
+ * PostgreSQL gave the primary keys and UNIQUE (coupon_id, user_id) in the
+ * base script (sql/pg_commerce--0.1.0.sql); released, they do not change.
+ */
 static const struct
 {
 	const char *table;

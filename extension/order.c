@@ -4,7 +4,7 @@
  *      wallet and write the order with everything that belongs to it, all in
  *      the caller's transaction.
  *
- * Locks, in the global order of sql/pg_commerce.sql:
+ * Locks, in the global order of docs/design.md ("Lock order"):
  *   1. advisory lock (user, idempotency key), when a key is given, so that
  *      two requests with one key run one after the other and the second
  *      finds the first's order;

@@ -2,7 +2,7 @@
  * pg_commerce.h
  *      Declarations shared by the extension's C files.
  *
- * Vocabulary (see also sql/pg_commerce.sql): a "bucket" is one row holding
+ * Vocabulary (see also docs/design.md): a "bucket" is one row holding
  * part of a countable quantity (a product's stock or a coupon's remaining
  * quantity); a "kept plan" is an SPI plan prepared once per backend and
  * reused for every call.

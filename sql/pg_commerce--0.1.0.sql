@@ -1,8 +1,10 @@
 /*
- * pg_commerce install script (the whole current version).
+ * pg_commerce 0.1.0, the base: the first release's install script.
  *
- * The Makefile copies this file to pg_commerce--<version>.sql; upgrade
- * scripts live beside it as pg_commerce--<from>--<to>.sql.
+ * Released, so its SQL never changes.  Every later version is this file
+ * followed by the upgrade scripts pg_commerce--<from>--<to>.sql beside it,
+ * in order; the Makefile concatenates them into the current version's
+ * full script (pg_commerce--<version>.sql, built, not kept).
  *
  * Vocabulary
  *   bucket   one row holding part of a countable quantity (a product's stock,

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """The bounds of extension/commerce_limits.h are the ones the install script
-(sql/pg_commerce.sql) and docs/openapi.yaml write as literals.  Every place
+(sql/pg_commerce--0.1.0.sql and the upgrade scripts after it) and
+docs/openapi.yaml write as literals.  Every place
 that states a bound is found by its pattern and compared with the header;
 a pattern that matches nothing fails too, so a reworded bound cannot slip
 out of the check.  The C of both programs uses the header itself."""
+import glob
 import os
 import re
 import sys
@@ -12,6 +14,8 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
 def read(path):
+    if path == "the install script":
+        return "".join(read(p) for p in SCRIPTS)
     with open(os.path.join(ROOT, path)) as f:
         return f.read()
 
@@ -19,7 +23,15 @@ def read(path):
 LIMITS = {m.group(1): int(m.group(2)) for m in
           re.finditer(r"^#define\s+(COMMERCE_MAX_\w+)\s+(\d+)", read("extension/commerce_limits.h"), re.M)}
 
-SQL, API = "sql/pg_commerce.sql", "docs/openapi.yaml"
+def version_key(path):
+    """pg_commerce--0.4.0--0.5.0.sql -> (0, 4, 0): the chain's order."""
+    return tuple(int(n) for n in re.search(r"--(\d+)\.(\d+)\.(\d+)--", path).groups())
+
+
+# the current install script, as the Makefile builds it: the base, then every upgrade script in order
+SCRIPTS = ["sql/pg_commerce--0.1.0.sql"] + sorted(
+    (os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "sql", "pg_commerce--*--*.sql"))), key=version_key)
+SQL, API = "the install script", "docs/openapi.yaml"
 # (what, file, pattern whose group "n" is the bound, the header's name)
 PLACES = [
     ("idempotency key", SQL, r"length\((?:idempotency_)?key\) (?:NOT )?BETWEEN 1 AND (?P<n>\d+)",
