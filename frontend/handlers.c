@@ -380,8 +380,9 @@ handle_coupons_issue(call_t *call, h2o_iovec_t id)
 	json_decref(body);
 }
 
-void
-handle_user_coupons(call_t *call, h2o_iovec_t id)
+/* A read of the path's user's own data: one statement taking the user's id. */
+static void
+user_read(call_t *call, h2o_iovec_t id, db_statement_t stmt, call_on_rows on_rows)
 {
 	int_text_t user_text;
 	int64_t user_id;
@@ -390,8 +391,14 @@ handle_user_coupons(call_t *call, h2o_iovec_t id)
 	if (path_user(call, id, &user_id) == FIELD_ANSWERED)
 		return;
 	values[0] = int_text(user_text, user_id);
-	call->on_rows = rows_reply_list;
-	call_query(call, DB_STMT_USER_COUPONS, 1, values);
+	call->on_rows = on_rows;
+	call_query(call, stmt, 1, values);
+}
+
+void
+handle_user_coupons(call_t *call, h2o_iovec_t id)
+{
+	user_read(call, id, DB_STMT_USER_COUPONS, rows_reply_list);
 }
 
 void
@@ -455,15 +462,7 @@ handle_products_get(call_t *call, h2o_iovec_t id)
 void
 handle_balance_get(call_t *call, h2o_iovec_t id)
 {
-	int_text_t user_text;
-	int64_t user_id;
-	const char *values[1];
-
-	if (path_user(call, id, &user_id) == FIELD_ANSWERED)
-		return;
-	values[0] = int_text(user_text, user_id);
-	call->on_rows = rows_reply_single;
-	call_query(call, DB_STMT_GET_BALANCE, 1, values);
+	user_read(call, id, DB_STMT_GET_BALANCE, rows_reply_single);
 }
 
 void

@@ -3,9 +3,10 @@
 # Dockerfiles serve `docker build`).
 #
 #   scripts/containers.sh build
-#       the local base images (scripts/container-base.sh, cached) and both
+#       the local base images (scripts/container-base.sh, cached) and the
 #       images, tagged with the extension's version: pg_commerce-db:V,
-#       pg_commerce-http:V.
+#       pg_commerce-http:V, and pg_commerce-loadtest:V (k6 with the load
+#       scenarios, their seeds and checks; k6 from scripts/install-k6.sh).
 #   scripts/containers.sh up DIR [PG_PORT [HTTP_PORT]]
 #       starts the database (a fresh volume, passwords made for the run, no
 #       demo data) and commerce-http in front of it, each with the seed's
@@ -38,6 +39,19 @@ build() {
 			--ignorefile "$root/docker/${image#*:}.Dockerfile.dockerignore" \
 			-t "pg_commerce-${image%%:*}:$version" "$root" >/dev/null
 	done
+	# the load image's context: k6 (built on the host, pinned) and the scenarios
+	local k6 ctx
+	k6=$("$root/scripts/install-k6.sh" | tail -n 1)
+	ctx=$(mktemp -d)
+	mkdir -p "$ctx/tests"
+	cp "$k6" "$ctx/k6"
+	cp -r "$root/tests/load" "$ctx/tests/load"
+	cp "$root/tests/invariants.sql" "$root/tests/invariant_input.sql" "$ctx/tests/"
+	say "building pg_commerce-loadtest:$version"
+	podman build --quiet --format docker --pull=never --network host -f "$root/docker/loadtest.Dockerfile" \
+		--build-arg HTTP_IMAGE="pg_commerce-http:$version" -t "pg_commerce-loadtest:$version" "$ctx" >/dev/null ||
+		{ rm -rf "$ctx"; return 1; }
+	rm -rf "$ctx"
 }
 
 up() {
