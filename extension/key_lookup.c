@@ -147,7 +147,11 @@ pg_commerce_lookup_begin(KeyLookup *lookup, LookupTable which, Snapshot snapshot
 
 	Assert(nkeys <= lengthof(scankeys));
 	lookup->which = which;
-	/* opening takes the lock, which processes pending invalidations first */
+	/*
+	 * Invalidations are processed at every transaction start and lock, so
+	 * OIDs of relations dropped before this transaction are forgotten by now;
+	 * one dropped concurrently makes the open fail, as it would by name.
+	 */
 	lookup->heap = table_open(cache->heap, AccessShareLock);
 	lookup->index = index_open(cache->index, AccessShareLock);
 	for (int i = 0; i < nkeys; i++)

@@ -128,69 +128,61 @@ coupon_not_usable(int64 user_id, int64 coupon_id, const char *why)
 				   errdetail("Coupon " INT64_FORMAT " of user " INT64_FORMAT " %s.", coupon_id, user_id, why));
 }
 
+/* One array of the order's lines, in line order; elems filled by the caller. */
 static Datum
-int8_array_of(const int64 *values, int count)
+int8_array(Datum *elems, int count)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * count);
-
-	for (int i = 0; i < count; i++)
-		elems[i] = Int64GetDatum(values[i]);
-	return PointerGetDatum(construct_array(elems, count, INT8OID,
-										   sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
-/* The order's product ids, in line order, as bigint[]. */
-static Datum
-product_ids_array(const OrderItems *items)
-{
-	int64	   *ids = palloc(sizeof(int64) * items->count);
-
-	for (int i = 0; i < items->count; i++)
-		ids[i] = items->lines[i].product_id;
-	return int8_array_of(ids, items->count);
-}
-
-/* The order's unit prices, in line order, as bigint[]. */
-static Datum
-unit_prices_array(const OrderItems *items)
-{
-	int64	   *prices = palloc(sizeof(int64) * items->count);
-
-	for (int i = 0; i < items->count; i++)
-		prices[i] = items->lines[i].unit_price;
-	return int8_array_of(prices, items->count);
+	return PointerGetDatum(construct_array(elems, count, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 static Datum
-int4_array_of(const int32 *values, int count)
+int4_array(Datum *elems, int count)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * count);
-
-	for (int i = 0; i < count; i++)
-		elems[i] = Int32GetDatum(values[i]);
 	return PointerGetDatum(construct_array(elems, count, INT4OID, sizeof(int32), true, TYPALIGN_INT));
 }
 
-/* The order's quantities, in line order, as integer[]. */
+/* The order's product ids as bigint[]. */
+static Datum
+product_ids_array(const OrderItems *items)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * items->count);
+
+	for (int i = 0; i < items->count; i++)
+		elems[i] = Int64GetDatum(items->lines[i].product_id);
+	return int8_array(elems, items->count);
+}
+
+/* The order's unit prices as bigint[]. */
+static Datum
+unit_prices_array(const OrderItems *items)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * items->count);
+
+	for (int i = 0; i < items->count; i++)
+		elems[i] = Int64GetDatum(items->lines[i].unit_price);
+	return int8_array(elems, items->count);
+}
+
+/* The order's quantities as integer[]. */
 static Datum
 quantities_array(const OrderItems *items)
 {
-	int32	   *quantities = palloc(sizeof(int32) * items->count);
+	Datum	   *elems = palloc(sizeof(Datum) * items->count);
 
 	for (int i = 0; i < items->count; i++)
-		quantities[i] = items->lines[i].quantity;
-	return int4_array_of(quantities, items->count);
+		elems[i] = Int32GetDatum(items->lines[i].quantity);
+	return int4_array(elems, items->count);
 }
 
-/* The stock bucket each line took from, in line order, as integer[]. */
+/* The stock bucket each line took from, as integer[]. */
 static Datum
 buckets_array(const OrderItems *items)
 {
-	int32	   *buckets = palloc(sizeof(int32) * items->count);
+	Datum	   *elems = palloc(sizeof(Datum) * items->count);
 
 	for (int i = 0; i < items->count; i++)
-		buckets[i] = items->lines[i].bucket;
-	return int4_array_of(buckets, items->count);
+		elems[i] = Int32GetDatum(items->lines[i].bucket);
+	return int4_array(elems, items->count);
 }
 
 static void

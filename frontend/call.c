@@ -43,7 +43,6 @@ static const error_row_t error_rows[] = {
 #undef ERROR_ROW
 };
 
-
 static uint64_t
 now_us(void)
 {

@@ -13,7 +13,6 @@
 
 #include "validate.h"
 
-
 typedef char int_text_t[24];
 
 static const char *

@@ -308,7 +308,7 @@ cmd_check() {
 	local hpid=$!
 	wait $fpid $hpid || true
 	t1=$(cat "$RUN/flood.end"); t2=$(cat "$RUN/hot.end")
-	t_flood=$(echo "$t1 - $t0" | bc); t_hot=$(echo "$t2 - $t0" | bc)
+	t_flood=$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}'); t_hot=$(awk -v a="$t0" -v b="$t2" 'BEGIN {print b - a}')
 
 	local fail=0 issued distinct holders_twice remaining ok
 	echo
@@ -319,7 +319,7 @@ cmd_check() {
 	holders_twice=$(q coord -c "SELECT count(*) FROM (SELECT user_id FROM commerce.issued_coupons WHERE coupon_id = $coupon GROUP BY user_id HAVING count(*) > 1) d")
 	remaining=$(q coord -c "SELECT remaining FROM commerce.get_coupon($coupon)")
 	printf '  calls=%d wall=%.2fs (%.0f calls/s)  issued rows=%d distinct users=%d users holding two=%d remaining=%s acknowledged=%d\n' \
-		"${#users[@]}" "$t_flood" "$(echo "${#users[@]} / $t_flood" | bc -l)" "$issued" "$distinct" "$holders_twice" "$remaining" "$ok"
+		"${#users[@]}" "$t_flood" "$(awk -v n="${#users[@]}" -v t="$t_flood" 'BEGIN {print n / t}')" "$issued" "$distinct" "$holders_twice" "$remaining" "$ok"
 	if ((issued == COUPON_QTY && distinct == issued && holders_twice == 0 && remaining == 0 && ok == issued)); then
 		echo "  PASS coupon flood: exactly $COUPON_QTY issued, nobody twice, 0 left"
 	else
@@ -335,7 +335,7 @@ cmd_check() {
 	read -r stock minb < <(q coord -F' ' -c "SELECT sum(quantity), min(quantity) FROM commerce.stock_buckets WHERE product_id = $product")
 	sold=$(q coord -c "SELECT coalesce(sum(quantity), 0) FROM commerce.order_items WHERE product_id = $product")
 	printf '  calls=%d wall=%.2fs (%.0f calls/s)  succeeded=%d stock left=%s lowest bucket=%s units in order_items=%s\n' \
-		"$HOT_CALLS" "$t_hot" "$(echo "$HOT_CALLS / $t_hot" | bc -l)" "$ok" "$stock" "$minb" "$sold"
+		"$HOT_CALLS" "$t_hot" "$(awk -v n="$HOT_CALLS" -v t="$t_hot" 'BEGIN {print n / t}')" "$ok" "$stock" "$minb" "$sold"
 	if ((ok == HOT_STOCK && stock == 0 && minb >= 0)) && { [[ $hot_fn != place_order ]] || ((sold == HOT_STOCK)); }; then
 		echo "  PASS hot stock: exactly $HOT_STOCK succeeded, stock 0, never negative"
 	else
