@@ -8,7 +8,7 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 
 # The one version string; extension/pg_commerce.control and META.json must
 # agree with it (tests/check-version.sh checks).
-EXTVERSION = 0.6.0
+EXTVERSION = 0.7.0
 
 MODULE_big = pg_commerce
 OBJS = \
@@ -55,7 +55,7 @@ $(OBJS) $(OBJS:.o=.bc): $(wildcard extension/*.h)
 sql/pg_commerce--$(EXTVERSION).sql: sql/pg_commerce--0.1.0.sql $(UPGRADE_SCRIPTS)
 	cat $^ > $@
 
-.PHONY: help deps prepare run test load faults bench-sql bench-http bench-read bench-pgbouncer containers
+.PHONY: help deps prepare run test load faults events bench-sql bench-http bench-read bench-pgbouncer containers
 help:
 	@echo "make            build the extension"
 	@echo "make install    install it into $$($(PG_CONFIG) --sharedir)"
@@ -63,6 +63,7 @@ help:
 	@echo "make test       install what is missing and run every test"
 	@echo "make load       the four k6 scenarios of the event sale (tests/load/run all)"
 	@echo "make faults     every fault case at full size (tests/faults/run all)"
+	@echo "make events     commerce-relay against a Kafka broker, full size (tests/events/run all)"
 	@echo "make containers the images built and the seed's scenarios at full size in them (tests/containers/run --full)"
 	@echo "make bench-sql  pgbench figures for the SQL hot paths against naive designs"
 	@echo "make bench-http commerce-http (wrk) against pgbench on the same SQL function"
@@ -88,6 +89,9 @@ load: prepare
 
 faults: prepare
 	tests/faults/run all
+
+events: prepare
+	tests/events/run all
 
 bench-sql: prepare
 	scripts/bench-sql.sh

@@ -8,7 +8,7 @@
  *
  * The install script (sql/: table CHECKs and the PL/pgSQL
  * functions) and docs/openapi.yaml write the same numbers; each is a
- * literal there, and tests/check-limits.sh fails when one differs from this
+ * literal there, and tests/check-limits.py fails when one differs from this
  * file.  Lengths are in characters (code points).
  */
 #ifndef COMMERCE_LIMITS_H
@@ -24,5 +24,13 @@
 #define COMMERCE_MAX_NAME				200		/* a user's, a product's, a coupon's name */
 #define COMMERCE_MAX_CATEGORY			100		/* a product's category; also a search keyword */
 #define COMMERCE_MAX_COUPON_CODE		64
+
+/*
+ * popular_products(days, lim): its longest window, which is also how long
+ * housekeeping keeps sales_stats (an older row is in no window), and its
+ * largest limit, which is also how deep the precomputed ranking goes.
+ */
+#define COMMERCE_MAX_POPULAR_DAYS		365
+#define COMMERCE_MAX_POPULAR_LIMIT		100
 
 #endif

@@ -4,14 +4,18 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 
+#include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "utils/array.h"
 #include "utils/timestamp.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "commerce_limits.h"
 #include "pg_commerce.h"
 
 PG_MODULE_MAGIC;
@@ -19,6 +23,27 @@ PG_MODULE_MAGIC;
 int			pg_commerce_stock_buckets = 8;
 int			pg_commerce_coupon_buckets = 64;
 static int	idempotency_ttl_s = 86400;
+
+/* Retention (commerce.housekeeping, docs/housekeeping.md). */
+static int	outbox_retention_s = 3600;
+static int	housekeeping_batch = 50000;
+
+/*
+ * pg_commerce.popular_windows: the day counts whose popular_products
+ * ranking commerce.refresh_popular() precomputes, as a comma-separated
+ * list.  The check hook parses it into a PopularWindows (sorted, without
+ * duplicates); popular_windows is what the last accepted string says.
+ */
+typedef struct PopularWindows
+{
+	int			n;
+	int			days[COMMERCE_MAX_POPULAR_DAYS];
+} PopularWindows;
+
+#define PG_COMMERCE_POPULAR_WINDOWS_DEFAULT "1,3,7,30"
+static char *popular_windows_string = NULL;
+static PopularWindows popular_windows;	/* set by assign_popular_windows */
+static int	popular_max_age_s = 300;
 
 /*
  * pg_commerce.max_balance: the wallet ceiling, in the same unit as prices.
@@ -74,6 +99,79 @@ assign_max_balance(const char *newval, void *extra)
 	max_balance = *(int64 *) extra;
 }
 
+/*
+ * "1, 3,7,30" -> {1, 3, 7, 30}; "" (or blanks) -> no window.  Each entry is
+ * a whole number of days within popular_products' range; the order does not
+ * matter and a repeated entry counts once.
+ */
+static bool
+check_popular_windows(char **newval, void **extra, GucSource source)
+{
+	bool		seen[COMMERCE_MAX_POPULAR_DAYS + 1] = {false};
+	PopularWindows *parsed;
+	const char *p = *newval;
+
+	(void) source;
+	if (p == NULL)
+		p = "";
+	while (isspace((unsigned char) *p))
+		p++;
+	while (*p != '\0')
+	{
+		char	   *end;
+		long		days;
+
+		errno = 0;
+		days = strtol(p, &end, 10);
+		if (end == p || errno != 0 || days < 1 || days > COMMERCE_MAX_POPULAR_DAYS)
+		{
+			GUC_check_errdetail("pg_commerce.popular_windows must list whole numbers of days from 1 to %d, "
+								"separated by commas.", COMMERCE_MAX_POPULAR_DAYS);
+			return false;
+		}
+		seen[days] = true;
+		p = end;
+		while (isspace((unsigned char) *p))
+			p++;
+		if (*p == '\0')
+			break;
+		if (*p != ',')
+		{
+			GUC_check_errdetail("pg_commerce.popular_windows must list whole numbers of days from 1 to %d, "
+								"separated by commas.", COMMERCE_MAX_POPULAR_DAYS);
+			return false;
+		}
+		p++;
+		while (isspace((unsigned char) *p))
+			p++;
+		if (*p == '\0')
+		{
+			GUC_check_errdetail("pg_commerce.popular_windows ends with a comma.");
+			return false;
+		}
+	}
+
+	parsed = malloc(sizeof(PopularWindows));	/* GUC extras are free()d */
+	if (parsed == NULL)
+	{
+		GUC_check_errdetail("out of memory");
+		return false;
+	}
+	parsed->n = 0;
+	for (int days = 1; days <= COMMERCE_MAX_POPULAR_DAYS; days++)
+		if (seen[days])
+			parsed->days[parsed->n++] = days;
+	*extra = parsed;
+	return true;
+}
+
+static void
+assign_popular_windows(const char *newval, void *extra)
+{
+	(void) newval;				/* already parsed into extra */
+	popular_windows = *(PopularWindows *) extra;
+}
+
 void
 _PG_init(void)
 {
@@ -111,6 +209,40 @@ _PG_init(void)
 							&idempotency_ttl_s,
 							86400, 1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	/*
+	 * The retention and popular-products settings are SUSET like the TTL:
+	 * they decide what the shop keeps and what every customer is shown, so
+	 * a superuser sets them per database or cluster, not a session.
+	 */
+	DefineCustomIntVariable("pg_commerce.outbox_retention",
+							"How long a delivered outbox event is kept before housekeeping removes it.",
+							"commerce.housekeeping() deletes events acknowledged longer ago than this; "
+							"an event not yet delivered is never removed.",
+							&outbox_retention_s,
+							3600, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_commerce.housekeeping_batch",
+							"Rows commerce.housekeeping() removes from each table per call, at most.",
+							"Bounds the transaction and its row locks; a call that reaches it says so "
+							"(more = true) and the next call goes on.",
+							&housekeeping_batch,
+							50000, 1, 1000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pg_commerce.popular_windows",
+							   "Day counts whose popular-products ranking commerce.refresh_popular() precomputes.",
+							   "A comma-separated list of whole days (1 to 365); popular_products for one "
+							   "of them reads the ranking while it is fresh, other days are computed live.",
+							   &popular_windows_string,
+							   PG_COMMERCE_POPULAR_WINDOWS_DEFAULT,
+							   PGC_SUSET, 0,
+							   check_popular_windows, assign_popular_windows, NULL);
+	DefineCustomIntVariable("pg_commerce.popular_max_age",
+							"How old a precomputed popular-products ranking may be and still be served.",
+							"An older one (the scheduler stopped) is ignored and popular_products "
+							"computes its answer live.",
+							&popular_max_age_s,
+							300, 1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_commerce");
 }
 
@@ -141,6 +273,16 @@ pg_commerce_max_balance(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(max_balance);
 }
 
+/* An interval of `seconds` (the GUCs in GUC_UNIT_S). */
+static Interval *
+seconds_interval(int seconds)
+{
+	Interval   *result = palloc0(sizeof(Interval));
+
+	result->time = (int64) seconds * USECS_PER_SEC;
+	return result;
+}
+
 /*
  * commerce.idempotency_ttl() RETURNS interval
  */
@@ -148,8 +290,51 @@ PG_FUNCTION_INFO_V1(pg_commerce_idempotency_ttl);
 Datum
 pg_commerce_idempotency_ttl(PG_FUNCTION_ARGS)
 {
-	Interval   *ttl = palloc0(sizeof(Interval));
+	PG_RETURN_INTERVAL_P(seconds_interval(idempotency_ttl_s));
+}
 
-	ttl->time = (int64) idempotency_ttl_s * USECS_PER_SEC;
-	PG_RETURN_INTERVAL_P(ttl);
+/*
+ * commerce.outbox_retention() RETURNS interval
+ */
+PG_FUNCTION_INFO_V1(pg_commerce_outbox_retention);
+Datum
+pg_commerce_outbox_retention(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INTERVAL_P(seconds_interval(outbox_retention_s));
+}
+
+/*
+ * commerce.housekeeping_batch() RETURNS integer
+ */
+PG_FUNCTION_INFO_V1(pg_commerce_housekeeping_batch);
+Datum
+pg_commerce_housekeeping_batch(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(housekeeping_batch);
+}
+
+/*
+ * commerce.popular_windows() RETURNS integer[]: the windows in force,
+ * ascending (empty when the setting is empty).
+ */
+PG_FUNCTION_INFO_V1(pg_commerce_popular_windows);
+Datum
+pg_commerce_popular_windows(PG_FUNCTION_ARGS)
+{
+	Datum	   *elements = palloc(sizeof(Datum) * Max(popular_windows.n, 1));
+
+	for (int i = 0; i < popular_windows.n; i++)
+		elements[i] = Int32GetDatum(popular_windows.days[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(elements, popular_windows.n, INT4OID,
+										  sizeof(int32), true, TYPALIGN_INT));
+}
+
+/*
+ * commerce.popular_max_age() RETURNS interval
+ */
+PG_FUNCTION_INFO_V1(pg_commerce_popular_max_age);
+Datum
+pg_commerce_popular_max_age(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INTERVAL_P(seconds_interval(popular_max_age_s));
 }

@@ -9,8 +9,10 @@
 #
 # The cluster runs as the `postgres` user (initdb and postgres refuse root),
 # listens on 127.0.0.1:PORT and on a Unix socket in DIR/sock, trusts local
-# connections, and loads pg_stat_statements.  Only the postmaster whose pid
-# file is in DIR is ever stopped.
+# connections, and loads pg_stat_statements and pg_cron (jobs run as
+# background workers in database postgres: ops/sql/schedule-housekeeping.sql
+# schedules the extension's maintenance there).  Only the postmaster whose
+# pid file is in DIR is ever stopped.
 set -euo pipefail
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
@@ -49,6 +51,10 @@ start)
 		[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
 		as_pg mkdir -p "$dir/sock"
 		as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log"
+		# pg_cron runs each job in a background worker of its own, so it needs
+		# no connection, password or pg_hba.conf line; max_worker_processes
+		# leaves room for its launcher, a worker per running job (two of ours
+		# at most) and parallel query's eight
 		cat >>"$dir/data/postgresql.auto.conf" <<CONF
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir/sock'
@@ -57,8 +63,11 @@ shared_buffers = 512MB
 work_mem = 8MB
 max_wal_size = 4GB
 checkpoint_timeout = 15min
-shared_preload_libraries = 'pg_stat_statements'
+shared_preload_libraries = 'pg_stat_statements,pg_cron'
 pg_stat_statements.track = all
+cron.database_name = 'postgres'
+cron.use_background_workers = on
+max_worker_processes = 20
 track_io_timing = on
 log_min_messages = warning
 log_lock_waits = on

@@ -3,8 +3,9 @@
 #
 # Installs missing Debian packages (scripts/setup.sh), builds and installs the
 # extension, builds commerce-http, starts a private PostgreSQL cluster in
-# .run/demo (port ${DEMO_PG_PORT:-5440}) with the extension and demo data,
-# and runs commerce-http on ${DEMO_LISTEN:-127.0.0.1:8080} in the foreground,
+# .run/demo (port ${DEMO_PG_PORT:-5440}) with the extension, demo data and
+# its maintenance scheduled (ops/sql/schedule-housekeeping.sql), and runs
+# commerce-http on ${DEMO_LISTEN:-127.0.0.1:8080} in the foreground,
 # with JWT authentication on (an HS256 secret made for the run, in
 # .run/demo/jwt.key); it prints a customer's and an operator's token.
 # Ctrl-C stops the daemon and the cluster (only what this script started).
@@ -43,6 +44,9 @@ CREATE EXTENSION pg_commerce;
 CREATE ROLE commerce_http LOGIN IN ROLE commerce_api;
 SQL
 psql -XAtq -v ON_ERROR_STOP=1 -f scripts/demo-data.sql >/dev/null
+# the database's own maintenance, every minute from pg_cron (which
+# scripts/pg-cluster.sh loads): housekeeping and the popular-products ranking
+psql -XAtq -v ON_ERROR_STOP=1 -f ops/sql/schedule-housekeeping.sql >/dev/null
 
 jwt_key=$pg_dir/jwt.key
 (umask 077 && head -c 48 /dev/urandom >"$jwt_key")
@@ -64,6 +68,8 @@ cat <<EOT
 
 pg_commerce is running: commerce-http on $b, PostgreSQL in $pg_dir (port $pg_port).
   psql:  PGHOST=$PGHOST PGPORT=$PGPORT psql -U postgres postgres
+  pg_cron runs commerce.housekeeping() and commerce.refresh_popular() every minute
+  (SELECT * FROM cron.job_run_details; docs/housekeeping.md)
 Tokens (a day each; more with: frontend/commerce-token --key $jwt_key SUB [--admin]):
   customer (user 1):  T=$customer
   operator:           A=$admin

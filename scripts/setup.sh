@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Installs what pg_commerce needs, when it is missing: Debian packages with
-# apt-get, and for the tests k6 too.  Safe to run again; prints what it does.
+# apt-get, and for the tests k6 and Kafka's jars too.  Safe to run again;
+# prints what it does.
 #
 #   scripts/setup.sh          what `make run` needs: build and run the product
+#                             (the extension, pg_cron, the HTTP daemon and the
+#                             event relay, which links librdkafka)
 #   scripts/setup.sh --tests  that, and what only the tests use (pgTAP, Python,
 #                             wrk, Patroni and etcd, podman with runc and
-#                             mmdebstrap, and k6, which `go install` builds:
-#                             Go >= 1.25 must be on PATH for it)
+#                             mmdebstrap, OpenJDK 17, Maven and kcat for a Kafka
+#                             broker, whose jars scripts/kafka.sh fetch copies
+#                             from Maven Central, and k6, which `go install`
+#                             builds: Go >= 1.25 must be on PATH for it)
 set -euo pipefail
 
 packages=(
 	build-essential pkg-config
-	postgresql-15 postgresql-server-dev-15
+	postgresql-15 postgresql-server-dev-15 postgresql-15-cron
 	libpq-dev libh2o-evloop-dev libjansson-dev libjwt-dev libssl-dev libuv1-dev zlib1g-dev openssl
+	librdkafka-dev
 	curl
 )
 tests=0
@@ -24,9 +30,10 @@ case "${1:-}" in
 		jq wrk python3 python3-venv gnuplot-nox time
 		patroni etcd-server
 		podman runc mmdebstrap
+		openjdk-17-jre-headless maven kcat
 	) ;;
 "") ;;
-*) sed -n '2,8p' "$0" >&2; exit 2 ;;
+*) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -61,10 +68,18 @@ install_k6() {
 	"$(dirname "$0")/install-k6.sh" >/dev/null
 }
 
+install_kafka() {
+	# Kafka 4.1.1's jars for the broker of tests/events, copied from Maven
+	# Central into a per-user cache once (needs openjdk and maven, above)
+	[ "$tests" -eq 1 ] || return 0
+	"$(dirname "$0")/kafka.sh" fetch
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "setup: all Debian packages present"
 	let_postgres_in
 	install_k6
+	install_kafka
 	exit 0
 fi
 
@@ -82,4 +97,5 @@ echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/pg_c
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 let_postgres_in
 install_k6
+install_kafka
 echo "setup: done"

@@ -73,6 +73,8 @@ done
 suite schemathesis tests/schemathesis/run.sh
 # the short fault cases, each against a cluster and daemon of its own
 suite faults-short tests/faults/run --short all
+# commerce-relay against a real Kafka broker (one KRaft node it starts)
+suite events tests/events/run --short
 if [ -x tests/load/run ]; then
 	suite load-small tests/load/run --small all
 fi

@@ -4,7 +4,9 @@
 docs/openapi.yaml write as literals.  Every place
 that states a bound is found by its pattern and compared with the header;
 a pattern that matches nothing fails too, so a reworded bound cannot slip
-out of the check.  The C of both programs uses the header itself."""
+out of the check.  The C of both programs uses the header itself, except
+the two popular-products bounds that frontend/handlers.c writes as
+literals, which are checked here like the SQL's."""
 import glob
 import os
 import re
@@ -31,7 +33,7 @@ def version_key(path):
 # the current install script, as the Makefile builds it: the base, then every upgrade script in order
 SCRIPTS = ["sql/pg_commerce--0.1.0.sql"] + sorted(
     (os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "sql", "pg_commerce--*--*.sql"))), key=version_key)
-SQL, API = "the install script", "docs/openapi.yaml"
+SQL, API, HTTP = "the install script", "docs/openapi.yaml", "frontend/handlers.c"
 # (what, file, pattern whose group "n" is the bound, the header's name)
 PLACES = [
     ("idempotency key", SQL, r"length\((?:idempotency_)?key\) (?:NOT )?BETWEEN 1 AND (?P<n>\d+)",
@@ -53,6 +55,25 @@ PLACES = [
     # an order line's quantity, in the component schemas (restock's quantity, further in, is another bound)
     ("line quantity", API, r"(?m)^        quantity: \{type: integer, minimum: 1, maximum: (?P<n>\d+)\}",
      "COMMERCE_MAX_LINE_QUANTITY"),
+    # popular_products: its longest window (also how long housekeeping keeps sales_stats and the
+    # range of the precomputed windows) and its largest limit (also the depth of the ranking)
+    ("popular days", SQL, r"days (?:NOT )?BETWEEN 1 AND (?P<n>\d+)", "COMMERCE_MAX_POPULAR_DAYS"),
+    ("popular days", SQL, r"days must be between 1 and (?P<n>\d+)", "COMMERCE_MAX_POPULAR_DAYS"),
+    ("sales_stats retention", SQL, r"o\.hour < date_trunc\('hour', now\(\) - make_interval\(days => (?P<n>\d+)\)\)",
+     "COMMERCE_MAX_POPULAR_DAYS"),
+    ("popular days", API, r"name: days, in: query, schema: \{type: integer, minimum: 1, maximum: (?P<n>\d+)",
+     "COMMERCE_MAX_POPULAR_DAYS"),
+    ("popular days", HTTP, r"validate_query_integer\(call, &params\[0\], 1, (?P<n>\d+), &days\)",
+     "COMMERCE_MAX_POPULAR_DAYS"),
+    # each definition of popular_products, up to its own limit check
+    ("popular limit", SQL, r"(?s)FUNCTION commerce\.popular_products\(.*?lim NOT BETWEEN 1 AND (?P<n>\d+)",
+     "COMMERCE_MAX_POPULAR_LIMIT"),
+    ("popular ranking depth", SQL, r"rank BETWEEN 1 AND (?P<n>\d+)", "COMMERCE_MAX_POPULAR_LIMIT"),
+    ("popular ranking depth", SQL, r"r\.rank <= (?P<n>\d+)", "COMMERCE_MAX_POPULAR_LIMIT"),
+    ("popular limit", API, r"(?s)/api/products/popular:.*?name: limit, in: query, schema: "
+     r"\{type: integer, minimum: 1, maximum: (?P<n>\d+)", "COMMERCE_MAX_POPULAR_LIMIT"),
+    ("popular limit", HTTP, r"validate_query_integer\(call, &params\[1\], 1, (?P<n>\d+), &limit\)",
+     "COMMERCE_MAX_POPULAR_LIMIT"),
 ]
 
 

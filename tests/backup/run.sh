@@ -291,6 +291,8 @@ case_logical() {
 		# the outbox relay: 100 events delivered, 20 claimed and not yet acked
 		echo "SELECT commerce.ack_events(array_agg(event_id)) FROM commerce.claim_events(100);"
 		echo "SELECT count(*) FROM commerce.claim_events(20);"
+		# the popular-products ranking, as the scheduled refresh keeps it (dumped with its data)
+		echo "SELECT count(*) FROM commerce.refresh_popular();"
 	} >"$files/seed-logical.sql"
 	t=$(now_ns)
 	if q "$SRC" shop -f "$files/seed-logical.sql" >"$files/seed-logical.out" 2>&1; then

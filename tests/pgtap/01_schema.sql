@@ -8,7 +8,7 @@
 
 BEGIN;
 SET LOCAL search_path = public;
-SELECT plan(89);
+SELECT plan(97);
 
 ------------------------------------------------------------------------------
 -- Tables and columns
@@ -26,7 +26,8 @@ $$, $$
 $$, 'every table and sequence of schema commerce is dumped with its data');
 SELECT tables_are('commerce', ARRAY[
 	'users', 'wallet_ledger', 'products', 'stock_buckets', 'coupons', 'coupon_buckets',
-	'orders', 'order_items', 'issued_coupons', 'payments', 'outbox', 'sales_stats', 'idempotency_keys']);
+	'orders', 'order_items', 'issued_coupons', 'payments', 'outbox', 'sales_stats', 'idempotency_keys',
+	'popular_refresh', 'popular_ranking']);
 
 SELECT columns_are('commerce', 'users', ARRAY['id', 'name', 'balance', 'created_at']);
 SELECT columns_are('commerce', 'wallet_ledger',
@@ -51,6 +52,8 @@ SELECT columns_are('commerce', 'outbox', ARRAY['id', 'event_type', 'aggregate_id
 SELECT columns_are('commerce', 'sales_stats', ARRAY['hour', 'product_id', 'slot', 'quantity']);
 SELECT columns_are('commerce', 'idempotency_keys',
 	ARRAY['user_id', 'key', 'request', 'status', 'body', 'created_at']);
+SELECT columns_are('commerce', 'popular_refresh', ARRAY['days', 'window_start', 'refreshed_at']);
+SELECT columns_are('commerce', 'popular_ranking', ARRAY['days', 'rank', 'product_id', 'sold']);
 
 -- docs/design.md, "Domain": money is bigint, ids are bigint, timestamps are timestamptz.
 SELECT is_empty($$
@@ -91,6 +94,9 @@ SELECT col_is_pk('commerce', 'payments', 'id', 'payments: primary key id');
 SELECT col_is_pk('commerce', 'outbox', 'id', 'outbox: primary key id');
 SELECT col_is_pk('commerce', 'sales_stats', ARRAY['hour', 'product_id', 'slot'],
 	'sales_stats: primary key (hour, product_id, slot)');
+SELECT col_is_pk('commerce', 'popular_refresh', 'days', 'popular_refresh: primary key days');
+SELECT col_is_pk('commerce', 'popular_ranking', ARRAY['days', 'rank'],
+	'popular_ranking: primary key (days, rank)');
 
 SELECT fk_ok('commerce', 'wallet_ledger', 'user_id', 'commerce', 'users', 'id');
 SELECT fk_ok('commerce', 'stock_buckets', 'product_id', 'commerce', 'products', 'id');
@@ -114,6 +120,20 @@ SELECT col_is_unique('commerce', 'coupons', ARRAY['code'], 'coupons: unique code
 SELECT has_index('commerce', 'orders', 'orders_idempotency_idx', ARRAY['user_id', 'idempotency_key'],
 	'orders: idempotency index on (user_id, idempotency_key)');
 SELECT index_is_unique('commerce', 'orders', 'orders_idempotency_idx');
+-- the outbox's partial indexes: claim_events' per-aggregate check reads the
+-- undelivered events of one aggregate, housekeeping the delivered ones by age
+SELECT has_index('commerce', 'outbox', 'outbox_aggregate_pending_idx', ARRAY['aggregate_id', 'id'],
+	'outbox: undelivered events by (aggregate_id, id)');
+SELECT is(
+	(SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i
+	 WHERE i.indexrelid = 'commerce.outbox_aggregate_pending_idx'::regclass),
+	'(acked_at IS NULL)', 'outbox: the aggregate index covers exactly the undelivered events');
+SELECT has_index('commerce', 'outbox', 'outbox_acked_idx', ARRAY['acked_at'],
+	'outbox: delivered events by acked_at');
+SELECT is(
+	(SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i
+	 WHERE i.indexrelid = 'commerce.outbox_acked_idx'::regclass),
+	'(acked_at IS NOT NULL)', 'outbox: the acked index covers exactly the delivered events');
 SELECT is(
 	(SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i
 	 WHERE i.indexrelid = 'commerce.orders_idempotency_idx'::regclass),

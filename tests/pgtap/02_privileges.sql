@@ -7,11 +7,12 @@
 
 BEGIN;
 SET LOCAL search_path = public;
-SELECT plan(87);
+SELECT plan(98);
 
 -- Every function a role may execute, with the roles that may: the customer
 -- API (the customers' calls), operators (catalog, stock, coupons,
--- users, reading everything) and the outbox relay.
+-- users, reading everything, the scheduled housekeeping) and the outbox
+-- relay.
 CREATE TEMP TABLE api_functions (signature text PRIMARY KEY, writes boolean NOT NULL,
 	roles text[] NOT NULL) ON COMMIT DROP;
 GRANT SELECT ON api_functions TO PUBLIC;
@@ -39,7 +40,11 @@ INSERT INTO api_functions VALUES
 	('commerce.get_order(bigint)', false, '{commerce_api,commerce_operator}'),
 	('commerce.popular_products(integer,integer)', false, '{commerce_api,commerce_operator}'),
 	('commerce.claim_events(integer,interval)', true, '{commerce_relay}'),
-	('commerce.ack_events(bigint[])', true, '{commerce_relay}');
+	('commerce.ack_events(bigint[])', true, '{commerce_relay}'),
+	('commerce.release_events(bigint[])', true, '{commerce_relay}'),
+	('commerce.outbox_lag()', false, '{commerce_relay,commerce_operator}'),
+	('commerce.housekeeping()', true, '{commerce_operator}'),
+	('commerce.refresh_popular()', true, '{commerce_operator}');
 
 CREATE TEMP TABLE api_roles (name text PRIMARY KEY) ON COMMIT DROP;
 INSERT INTO api_roles VALUES ('commerce_api'), ('commerce_operator'), ('commerce_relay');
@@ -94,8 +99,9 @@ FROM api_roles ORDER BY name;
 
 -- the outbox is the relay's alone
 SELECT ok(NOT has_function_privilege(name, 'commerce.ack_events(bigint[])', 'EXECUTE')
-          AND NOT has_function_privilege(name, 'commerce.claim_events(integer,interval)', 'EXECUTE'),
-	name || ' can neither claim nor acknowledge outbox events')
+          AND NOT has_function_privilege(name, 'commerce.claim_events(integer,interval)', 'EXECUTE')
+          AND NOT has_function_privilege(name, 'commerce.release_events(bigint[])', 'EXECUTE'),
+	name || ' can neither claim, acknowledge nor release outbox events')
 FROM api_roles WHERE name <> 'commerce_relay' ORDER BY name;
 
 ------------------------------------------------------------------------------
@@ -199,6 +205,8 @@ SELECT throws_ok($$SELECT * FROM commerce.final_answer(1, NULL, 'create_product'
 	'42501', NULL, 'commerce_api cannot call an internal helper (final_answer)');
 SELECT throws_ok($$SELECT * FROM commerce.keyed_answer(1, 'k', 'restock', '{"product_id": 1, "quantity": 1}')$$,
 	'42501', NULL, 'commerce_api cannot call an internal helper (keyed_answer)');
+SELECT throws_ok($$SELECT * FROM commerce.housekeeping()$$, '42501', NULL,
+	'commerce_api cannot run the housekeeping');
 RESET ROLE;
 
 SET LOCAL ROLE commerce_operator;
@@ -208,11 +216,21 @@ SELECT throws_ok($$SELECT * FROM commerce.place_order(1, '[{"product_id": 1, "qu
 	'42501', NULL, 'commerce_operator cannot place an order');
 SELECT throws_ok($$SELECT * FROM commerce.claim_events(10)$$, '42501', NULL,
 	'commerce_operator cannot claim events');
+SELECT throws_ok($$SELECT commerce.release_events(ARRAY[1::bigint])$$, '42501', NULL,
+	'commerce_operator cannot release events');
+SELECT lives_ok($$SELECT * FROM commerce.housekeeping()$$, 'commerce_operator can run the housekeeping');
+SELECT lives_ok($$SELECT * FROM commerce.refresh_popular()$$,
+	'commerce_operator can refresh the popular-products ranking');
 RESET ROLE;
 
 SET LOCAL ROLE commerce_relay;
 SELECT lives_ok($$SELECT commerce.ack_events(ARRAY(SELECT event_id FROM commerce.claim_events(10, '1 second')))$$,
 	'commerce_relay can claim and acknowledge events');
+SELECT lives_ok($$SELECT commerce.release_events(ARRAY(SELECT event_id FROM commerce.claim_events(10))),
+                         (SELECT pending FROM commerce.outbox_lag())$$,
+	'commerce_relay can release events and read the backlog');
+SELECT throws_ok($$SELECT * FROM commerce.housekeeping()$$, '42501', NULL,
+	'commerce_relay cannot run the housekeeping');
 SELECT throws_ok($$SELECT commerce.get_balance(1)$$, '42501', NULL,
 	'commerce_relay cannot call the customer API');
 SELECT throws_ok($$SELECT * FROM commerce.outbox$$, '42501', NULL,

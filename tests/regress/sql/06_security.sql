@@ -23,8 +23,9 @@ SELECT p.proname, p.prosecdef, p.provolatile FROM pg_proc p
 WHERE p.pronamespace = 'commerce'::regnamespace
 ORDER BY 1;
 -- each role runs its own functions only: the customer API cannot change the
--- catalog or touch the outbox, the operator cannot order, the relay can only
--- claim and acknowledge
+-- catalog, touch the outbox or run the housekeeping, the operator cannot
+-- order or claim, the relay can only claim, acknowledge, release and read
+-- the backlog
 CREATE ROLE regress_operator LOGIN IN ROLE commerce_operator;
 CREATE ROLE regress_relay LOGIN IN ROLE commerce_relay;
 SET ROLE regress_app;
@@ -34,6 +35,10 @@ SELECT commerce.decrement_stock(1, 1);
 SELECT commerce.create_coupon('NOT-BY-API', 'fixed', 100, 1);
 SELECT * FROM commerce.claim_events(1);
 SELECT commerce.ack_events(ARRAY[1::bigint]);
+SELECT commerce.release_events(ARRAY[1::bigint]);
+SELECT * FROM commerce.outbox_lag();
+SELECT * FROM commerce.housekeeping();
+SELECT * FROM commerce.refresh_popular();
 RESET ROLE;
 SET ROLE regress_operator;
 SELECT commerce.create_product('by-operator', 100, 1) > 0 AS operator_creates;
@@ -41,10 +46,17 @@ SELECT commerce.restock(1, 1) > 0 AS operator_restocks;
 SELECT * FROM commerce.place_order(1, '[{"product_id": 1, "quantity": 1}]');
 SELECT commerce.charge_balance(1, 1);
 SELECT * FROM commerce.claim_events(1);
+SELECT commerce.release_events(ARRAY[1::bigint]);
+SELECT pending >= 0 AS operator_reads_lag FROM commerce.outbox_lag();
+SELECT count(*) AS operator_housekeeps FROM commerce.housekeeping();
+SELECT count(*) >= 0 AS operator_refreshes FROM commerce.refresh_popular();
 RESET ROLE;
 SET ROLE regress_relay;
 SELECT count(*) >= 0 AS relay_claims FROM commerce.claim_events(1, '1 second');
 SELECT commerce.ack_events(ARRAY[]::bigint[]) AS relay_acks;
+SELECT commerce.release_events(ARRAY[]::bigint[]) AS relay_releases;
+SELECT pending >= 0 AS relay_reads_lag FROM commerce.outbox_lag();
+SELECT * FROM commerce.housekeeping();
 SELECT commerce.get_balance(1);
 SELECT commerce.create_product('not-by-relay', 100, 1);
 RESET ROLE;

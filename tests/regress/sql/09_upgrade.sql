@@ -1,7 +1,8 @@
 -- The upgrade path: CREATE EXTENSION at the first version, then ALTER
 -- EXTENSION ... UPDATE, gives exactly the schema of a fresh install of the
--- current version, and the upgraded extension works.  (Runs last: it drops
--- the extension the earlier files used.)
+-- current version, and the upgraded extension works.  (Runs after the files
+-- that share the first install's data, since it drops the extension; the
+-- files after it make extensions of their own.)
 \set SHOW_CONTEXT never
 
 -- Everything the extension owns that an upgrade could get wrong, without
