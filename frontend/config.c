@@ -1,12 +1,13 @@
 /*
  * config.c
  *      One table describes every option: its flag, its environment variable,
- *      its default and its help text, so --help cannot drift from the parser.
+ *      its default and its help text (options.h), so --help cannot drift
+ *      from the parser.
  */
 #include "config.h"
 
-#include <errno.h>
-#include <getopt.h>
+#include "options.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,16 +26,6 @@ typedef enum option_id {
 	OPT_DB_READ, OPT_DB_READ_POOL_SIZE, OPT_DB_READ_MAX_LAG_MS,
 	OPT__COUNT
 } option_id_t;
-
-typedef struct option_spec {
-	const char *flag;
-	const char *env;
-	const char *metavar;
-	const char *default_value;	/* applied before the environment and the command line; NULL: unset */
-	long min, max;				/* numeric options only (max > 0) */
-	const char *help;
-	const char *default_note;	/* --help's words on the default, after it or instead of it */
-} option_spec_t;
 
 /*
  * Why the defaults are what they are:
@@ -118,193 +109,72 @@ static const option_spec_t option_specs[OPT__COUNT] = {
 };
 
 static void
-print_help(FILE *out, const char *argv0)
-{
-	fprintf(out,
-			"Usage: %s [OPTION]...\n"
-			"commerce-http: the REST front of pg_commerce (h2o + libpq pipeline mode).\n\n",
-			argv0);
-	for (int i = 0; i < OPT__COUNT; i++) {
-		const option_spec_t *o = &option_specs[i];
-		char flag[64];
-
-		snprintf(flag, sizeof(flag), "--%s %s", o->flag, o->metavar);
-		fprintf(out, "  %-28s %s (default", flag, o->help);
-		if (o->default_value != NULL)
-			fprintf(out, " %s%s%s)\n", o->default_value, o->default_note != NULL ? ": " : "",
-					o->default_note != NULL ? o->default_note : "");
-		else
-			fprintf(out, ": %s)\n", o->default_note);
-		fprintf(out, "  %-28s [env %s]\n", "", o->env);
-	}
-	fprintf(out, "  %-28s %s\n\n", "--help", "print this help and exit");
-	fprintf(out, "A command-line option wins over its environment variable.\n"
-			"Routes, error codes and shapes: docs/openapi.yaml.\n"
-			"SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.\n");
-}
-
-static void
-die_option(const char *argv0, int id, const char *value, const char *why)
-{
-	fprintf(stderr, "%s: invalid --%s '%s': %s (see --help)\n", argv0, option_specs[id].flag, value, why);
-	exit(2);
-}
-
-static long
-parse_number(const char *argv0, int id, const char *value)
-{
-	char *end;
-	long n;
-
-	errno = 0;
-	n = strtol(value, &end, 10);
-	if (errno != 0 || end == value || *end != '\0')
-		die_option(argv0, id, value, "not a number");
-	if (n < option_specs[id].min || n > option_specs[id].max) {
-		char why[96];
-
-		snprintf(why, sizeof(why), "must be between %ld and %ld", option_specs[id].min, option_specs[id].max);
-		die_option(argv0, id, value, why);
-	}
-	return n;
-}
-
-static void
-parse_listen(const char *argv0, const char *value)
-{
-	const char *colon = strrchr(value, ':');
-	size_t host_len;
-
-	if (colon == NULL)
-		die_option(argv0, OPT_LISTEN, value, "expected HOST:PORT");
-	host_len = (size_t) (colon - value);
-	if (host_len >= 2 && value[0] == '[' && value[host_len - 1] == ']') {
-		value++;				/* [::1]:8080 */
-		host_len -= 2;
-	}
-	if (host_len == 0 || host_len >= sizeof(commerce_config.listen_host))
-		die_option(argv0, OPT_LISTEN, value, "bad host");
-	memcpy(commerce_config.listen_host, value, host_len);
-	commerce_config.listen_host[host_len] = '\0';
-	{
-		char *end;
-		long port;
-
-		errno = 0;
-		port = strtol(colon + 1, &end, 10);
-		if (errno != 0 || end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
-			die_option(argv0, OPT_LISTEN, value, "bad port");
-		commerce_config.listen_port = (unsigned short) port;
-	}
-}
-
-/* The index of value in choices (NULL-terminated); exits naming them all. */
-static int
-parse_choice(const char *argv0, int id, const char *value, const char *const *choices)
-{
-	char why[128] = "expected one of:";
-
-	for (int i = 0; choices[i] != NULL; i++)
-		if (strcmp(value, choices[i]) == 0)
-			return i;
-	for (int i = 0; choices[i] != NULL; i++)
-		snprintf(why + strlen(why), sizeof(why) - strlen(why), " %s", choices[i]);
-	die_option(argv0, id, value, why);
-	return -1;
-}
-
-static void
 apply_option(const char *argv0, int id, const char *value)
 {
 	switch (id) {
-	case OPT_LISTEN: parse_listen(argv0, value); break;
-	case OPT_DB: commerce_config.conninfo = value; break;
-	case OPT_THREADS: commerce_config.threads = (int) parse_number(argv0, id, value); break;
-	case OPT_POOL_SIZE: commerce_config.pool_size = (int) parse_number(argv0, id, value); break;
-	case OPT_PIPELINE_DEPTH: commerce_config.pipeline_depth = (int) parse_number(argv0, id, value); break;
-	case OPT_QUEUE_SIZE: commerce_config.queue_size = (int) parse_number(argv0, id, value); break;
-	case OPT_DEADLINE_MS: commerce_config.deadline_ms = (int) parse_number(argv0, id, value); break;
-	case OPT_MAX_BODY: commerce_config.max_body = (size_t) parse_number(argv0, id, value); break;
-	case OPT_MAX_CONNECTIONS: commerce_config.max_connections = (int) parse_number(argv0, id, value); break;
-	case OPT_MAX_CONNECTIONS_PER_ADDRESS:
-		commerce_config.max_connections_per_address = (int) parse_number(argv0, id, value);
+	case OPT_LISTEN:
+		options_host_port(argv0, id, value, commerce_config.listen_host, sizeof(commerce_config.listen_host),
+						  &commerce_config.listen_port);
 		break;
-	case OPT_HEADER_TIMEOUT_MS: commerce_config.header_timeout_ms = (int) parse_number(argv0, id, value); break;
-	case OPT_DRAIN_MS: commerce_config.drain_ms = (int) parse_number(argv0, id, value); break;
+	case OPT_DB: commerce_config.conninfo = value; break;
+	case OPT_THREADS: commerce_config.threads = (int) options_number(argv0, id, value); break;
+	case OPT_POOL_SIZE: commerce_config.pool_size = (int) options_number(argv0, id, value); break;
+	case OPT_PIPELINE_DEPTH: commerce_config.pipeline_depth = (int) options_number(argv0, id, value); break;
+	case OPT_QUEUE_SIZE: commerce_config.queue_size = (int) options_number(argv0, id, value); break;
+	case OPT_DEADLINE_MS: commerce_config.deadline_ms = (int) options_number(argv0, id, value); break;
+	case OPT_MAX_BODY: commerce_config.max_body = (size_t) options_number(argv0, id, value); break;
+	case OPT_MAX_CONNECTIONS: commerce_config.max_connections = (int) options_number(argv0, id, value); break;
+	case OPT_MAX_CONNECTIONS_PER_ADDRESS:
+		commerce_config.max_connections_per_address = (int) options_number(argv0, id, value);
+		break;
+	case OPT_HEADER_TIMEOUT_MS: commerce_config.header_timeout_ms = (int) options_number(argv0, id, value); break;
+	case OPT_DRAIN_MS: commerce_config.drain_ms = (int) options_number(argv0, id, value); break;
 	case OPT_LOG_LEVEL:
 		/* in the order of commerce_log_level_t */
-		commerce_config.log_level = parse_choice(argv0, id, value, (const char *[]) {"warning", "info", NULL});
+		commerce_config.log_level = options_choice(argv0, id, value, (const char *[]) {"warning", "info", NULL});
 		break;
 	case OPT_AUTH:
 		/* in the order of commerce_auth_t */
-		commerce_config.auth = parse_choice(argv0, id, value, (const char *[]) {"jwt", "none", NULL});
+		commerce_config.auth = options_choice(argv0, id, value, (const char *[]) {"jwt", "none", NULL});
 		break;
 	case OPT_JWT_KEY: commerce_config.jwt_key_file = value; break;
 	case OPT_JWT_ALG:
 		{
 			static const char *const algs[] = {"HS256", "RS256", "ES256", NULL};
 
-			commerce_config.jwt_alg = algs[parse_choice(argv0, id, value, algs)];
+			commerce_config.jwt_alg = algs[options_choice(argv0, id, value, algs)];
 		}
 		break;
 	case OPT_JWT_ISSUER: commerce_config.jwt_issuer = value; break;
 	case OPT_JWT_AUDIENCE: commerce_config.jwt_audience = value; break;
-	case OPT_RATE_LIMIT_READS: commerce_config.rate_limit_reads = (int) parse_number(argv0, id, value); break;
-	case OPT_RATE_LIMIT_WRITES: commerce_config.rate_limit_writes = (int) parse_number(argv0, id, value); break;
+	case OPT_RATE_LIMIT_READS: commerce_config.rate_limit_reads = (int) options_number(argv0, id, value); break;
+	case OPT_RATE_LIMIT_WRITES: commerce_config.rate_limit_writes = (int) options_number(argv0, id, value); break;
 	case OPT_ACCESS_LOG: commerce_config.access_log = value; break;
 	case OPT_OPERATOR_DB: commerce_config.operator_conninfo = value; break;
-	case OPT_OPERATOR_POOL_SIZE: commerce_config.operator_pool_size = (int) parse_number(argv0, id, value); break;
+	case OPT_OPERATOR_POOL_SIZE: commerce_config.operator_pool_size = (int) options_number(argv0, id, value); break;
 	case OPT_DB_READ: commerce_config.read_conninfo = value; break;
-	case OPT_DB_READ_POOL_SIZE: commerce_config.read_pool_size = (int) parse_number(argv0, id, value); break;
-	case OPT_DB_READ_MAX_LAG_MS: commerce_config.read_max_lag_ms = (int) parse_number(argv0, id, value); break;
+	case OPT_DB_READ_POOL_SIZE: commerce_config.read_pool_size = (int) options_number(argv0, id, value); break;
+	case OPT_DB_READ_MAX_LAG_MS: commerce_config.read_max_lag_ms = (int) options_number(argv0, id, value); break;
 	}
 }
 
 void
 commerce_config_load(int argc, char **argv)
 {
-	struct option long_options[OPT__COUNT + 2];
+	static const option_table_t table = {
+		option_specs, OPT__COUNT,
+		"commerce-http: the REST front of pg_commerce (h2o + libpq pipeline mode).\n",
+		"Routes, error codes and shapes: docs/openapi.yaml.\n"
+		"SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.\n",
+		apply_option
+	};
 	const char *argv0 = argv[0];
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
 	/* the defaults no string can say, then the table's */
 	memset(&commerce_config, 0, sizeof(commerce_config));
 	commerce_config.threads = cores > 0 ? (int) (cores > 256 ? 256 : cores) : 1;
-	for (int i = 0; i < OPT__COUNT; i++)
-		if (option_specs[i].default_value != NULL)
-			apply_option(argv0, i, option_specs[i].default_value);
-
-	for (int i = 0; i < OPT__COUNT; i++) {
-		const char *value = getenv(option_specs[i].env);
-
-		if (value != NULL && value[0] != '\0')
-			apply_option(argv0, i, value);
-	}
-
-	for (int i = 0; i < OPT__COUNT; i++)
-		long_options[i] = (struct option) {option_specs[i].flag, required_argument, NULL, i};
-	long_options[OPT__COUNT] = (struct option) {"help", no_argument, NULL, 'h'};
-	long_options[OPT__COUNT + 1] = (struct option) {NULL, 0, NULL, 0};
-
-	for (;;) {
-		int c = getopt_long(argc, argv, "h", long_options, NULL);
-
-		if (c == -1)
-			break;
-		if (c == 'h') {
-			print_help(stdout, argv0);
-			exit(0);
-		}
-		if (c < 0 || c >= OPT__COUNT) {
-			print_help(stderr, argv0);
-			exit(2);
-		}
-		apply_option(argv0, c, optarg);
-	}
-	if (optind < argc) {
-		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", argv0, argv[optind]);
-		exit(2);
-	}
+	options_load(&table, argc, argv);
 	if (commerce_config.auth == COMMERCE_AUTH_JWT && commerce_config.jwt_key_file == NULL) {
 		fprintf(stderr, "%s: --auth jwt (the default) needs --jwt-key FILE; "
 				"--auth none turns authentication off (see --help)\n", argv0);

@@ -1,13 +1,13 @@
 /*
  * config.c
  *      One table describes every option: its flag, its environment variable,
- *      its default and its help text, so --help cannot drift from the parser
- *      (the same discipline as commerce-http's frontend/config.c).
+ *      its default and its help text, read by the parser commerce-http uses
+ *      too (frontend/options.h), so --help cannot drift from it.
  */
 #include "config.h"
 
-#include <errno.h>
-#include <getopt.h>
+#include "options.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,16 +23,6 @@ typedef enum option_id {
 	OPT_KAFKA,
 	OPT__COUNT
 } option_id_t;
-
-typedef struct option_spec {
-	const char *flag;
-	const char *env;
-	const char *metavar;
-	const char *default_value;	/* applied before the environment and the command line; NULL: unset */
-	long min, max;				/* numeric options only (max > 0) */
-	const char *help;
-	const char *default_note;	/* --help's words on the default, after it or instead of it */
-} option_spec_t;
 
 /*
  * Why the defaults are what they are:
@@ -77,81 +67,6 @@ static const option_spec_t option_specs[OPT__COUNT] = {
 		"enable.idempotence and acks=all cannot be turned off", "none"},
 };
 
-static void
-print_help(FILE *out, const char *argv0)
-{
-	fprintf(out,
-			"Usage: %s [OPTION]...\n"
-			"commerce-relay: delivers pg_commerce's outbox (commerce.outbox) to Kafka, at least once,\n"
-			"in order per aggregate (librdkafka idempotent producer + libpq).\n\n",
-			argv0);
-	for (int i = 0; i < OPT__COUNT; i++) {
-		const option_spec_t *o = &option_specs[i];
-		char flag[64];
-
-		snprintf(flag, sizeof(flag), "--%s %s", o->flag, o->metavar);
-		fprintf(out, "  %-28s %s (default", flag, o->help);
-		if (o->default_value != NULL)
-			fprintf(out, " %s%s%s)\n", o->default_value, o->default_note != NULL ? ": " : "",
-					o->default_note != NULL ? o->default_note : "");
-		else
-			fprintf(out, ": %s)\n", o->default_note);
-		fprintf(out, "  %-28s [env %s]\n", "", o->env);
-	}
-	fprintf(out, "  %-28s %s\n\n", "--help", "print this help and exit");
-	fprintf(out, "A command-line option wins over its environment variable.\n"
-			"Topics, message keys, headers and the event schema: docs/events.md.\n"
-			"SIGTERM or SIGINT: finish the batch in flight (deliver and acknowledge it), exit 0.\n");
-}
-
-static void
-die_option(const char *argv0, int id, const char *value, const char *why)
-{
-	fprintf(stderr, "%s: invalid --%s '%s': %s (see --help)\n", argv0, option_specs[id].flag, value, why);
-	exit(2);
-}
-
-static int
-parse_number(const char *argv0, int id, const char *value)
-{
-	char *end;
-	long n;
-
-	errno = 0;
-	n = strtol(value, &end, 10);
-	if (errno != 0 || end == value || *end != '\0')
-		die_option(argv0, id, value, "not a number");
-	if (n < option_specs[id].min || n > option_specs[id].max) {
-		char why[96];
-
-		snprintf(why, sizeof(why), "must be between %ld and %ld", option_specs[id].min, option_specs[id].max);
-		die_option(argv0, id, value, why);
-	}
-	return (int) n;
-}
-
-static void
-parse_listen(const char *argv0, const char *value)
-{
-	const char *colon = strrchr(value, ':');
-	size_t host_len;
-	char *end;
-	long port;
-
-	if (colon == NULL)
-		die_option(argv0, OPT_METRICS_LISTEN, value, "expected HOST:PORT");
-	host_len = (size_t) (colon - value);
-	if (host_len == 0 || host_len >= sizeof(relay_config.metrics_host))
-		die_option(argv0, OPT_METRICS_LISTEN, value, "bad host");
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno != 0 || end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
-		die_option(argv0, OPT_METRICS_LISTEN, value, "bad port");
-	memcpy(relay_config.metrics_host, value, host_len);
-	relay_config.metrics_host[host_len] = '\0';
-	relay_config.metrics_port = (unsigned short) port;
-}
-
 /* "a=1,b=2" adds two settings; each must be NAME=VALUE. */
 static void
 parse_kafka_settings(const char *argv0, const char *value)
@@ -165,9 +80,9 @@ parse_kafka_settings(const char *argv0, const char *value)
 	/* copy is never freed: the settings point into it for the process's life */
 	for (char *item = strtok_r(copy, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
 		if (strchr(item, '=') == NULL || item[0] == '=')
-			die_option(argv0, OPT_KAFKA, item, "expected NAME=VALUE");
+			options_die(argv0, OPT_KAFKA, item, "expected NAME=VALUE");
 		if (relay_config.n_kafka_settings == RELAY_MAX_KAFKA_SETTINGS)
-			die_option(argv0, OPT_KAFKA, item, "too many settings");
+			options_die(argv0, OPT_KAFKA, item, "too many settings");
 		relay_config.kafka_settings[relay_config.n_kafka_settings++] = item;
 	}
 }
@@ -179,14 +94,17 @@ apply_option(const char *argv0, int id, const char *value)
 	case OPT_DB: relay_config.conninfo = value; break;
 	case OPT_BROKERS: relay_config.brokers = value; break;
 	case OPT_TOPIC_PREFIX: relay_config.topic_prefix = value; break;
-	case OPT_BATCH: relay_config.batch = parse_number(argv0, id, value); break;
-	case OPT_LEASE_MS: relay_config.lease_ms = parse_number(argv0, id, value); break;
-	case OPT_DELIVERY_TIMEOUT_MS: relay_config.delivery_timeout_ms = parse_number(argv0, id, value); break;
-	case OPT_IDLE_MS: relay_config.idle_ms = parse_number(argv0, id, value); break;
-	case OPT_MAX_BACKOFF_MS: relay_config.max_backoff_ms = parse_number(argv0, id, value); break;
-	case OPT_LAG_INTERVAL_MS: relay_config.lag_interval_ms = parse_number(argv0, id, value); break;
-	case OPT_STATS_INTERVAL_MS: relay_config.stats_interval_ms = parse_number(argv0, id, value); break;
-	case OPT_METRICS_LISTEN: parse_listen(argv0, value); break;
+	case OPT_BATCH: relay_config.batch = (int) options_number(argv0, id, value); break;
+	case OPT_LEASE_MS: relay_config.lease_ms = (int) options_number(argv0, id, value); break;
+	case OPT_DELIVERY_TIMEOUT_MS: relay_config.delivery_timeout_ms = (int) options_number(argv0, id, value); break;
+	case OPT_IDLE_MS: relay_config.idle_ms = (int) options_number(argv0, id, value); break;
+	case OPT_MAX_BACKOFF_MS: relay_config.max_backoff_ms = (int) options_number(argv0, id, value); break;
+	case OPT_LAG_INTERVAL_MS: relay_config.lag_interval_ms = (int) options_number(argv0, id, value); break;
+	case OPT_STATS_INTERVAL_MS: relay_config.stats_interval_ms = (int) options_number(argv0, id, value); break;
+	case OPT_METRICS_LISTEN:
+		options_host_port(argv0, id, value, relay_config.metrics_host, sizeof(relay_config.metrics_host),
+						  &relay_config.metrics_port);
+		break;
 	case OPT_KAFKA: parse_kafka_settings(argv0, value); break;
 	}
 }
@@ -194,45 +112,18 @@ apply_option(const char *argv0, int id, const char *value)
 void
 relay_config_load(int argc, char **argv)
 {
-	struct option long_options[OPT__COUNT + 2];
+	static const option_table_t table = {
+		option_specs, OPT__COUNT,
+		"commerce-relay: delivers pg_commerce's outbox (commerce.outbox) to Kafka, at least once,\n"
+		"in order per aggregate (librdkafka idempotent producer + libpq).\n",
+		"Topics, message keys, headers and the event schema: docs/events.md.\n"
+		"SIGTERM or SIGINT: finish the batch in flight (deliver and acknowledge it), exit 0.\n",
+		apply_option
+	};
 	const char *argv0 = argv[0];
 
 	memset(&relay_config, 0, sizeof(relay_config));
-	for (int i = 0; i < OPT__COUNT; i++)
-		if (option_specs[i].default_value != NULL)
-			apply_option(argv0, i, option_specs[i].default_value);
-
-	for (int i = 0; i < OPT__COUNT; i++) {
-		const char *value = getenv(option_specs[i].env);
-
-		if (value != NULL && value[0] != '\0')
-			apply_option(argv0, i, value);
-	}
-
-	for (int i = 0; i < OPT__COUNT; i++)
-		long_options[i] = (struct option) {option_specs[i].flag, required_argument, NULL, i};
-	long_options[OPT__COUNT] = (struct option) {"help", no_argument, NULL, 'h'};
-	long_options[OPT__COUNT + 1] = (struct option) {NULL, 0, NULL, 0};
-
-	for (;;) {
-		int c = getopt_long(argc, argv, "h", long_options, NULL);
-
-		if (c == -1)
-			break;
-		if (c == 'h') {
-			print_help(stdout, argv0);
-			exit(0);
-		}
-		if (c < 0 || c >= OPT__COUNT) {
-			print_help(stderr, argv0);
-			exit(2);
-		}
-		apply_option(argv0, c, optarg);
-	}
-	if (optind < argc) {
-		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", argv0, argv[optind]);
-		exit(2);
-	}
+	options_load(&table, argc, argv);
 	/* a batch still being delivered must not be taken by another relay */
 	if (relay_config.lease_ms <= relay_config.delivery_timeout_ms + 1000) {
 		fprintf(stderr, "%s: --lease-ms %d must exceed --delivery-timeout-ms %d by more than a second "
