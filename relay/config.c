@@ -29,10 +29,13 @@ typedef enum option_id {
  * - batch 1000: one claim and one ack (two short UPDATEs of 1,000 rows) per
  *   thousand events keeps the database's share small, and a thousand
  *   messages are what librdkafka batches into a few produce requests anyway.
- * - lease 30 s against a delivery timeout of 10 s: a batch is acknowledged or
- *   released long before another relay may take it, so two live relays never
- *   deliver the same batch; only a dead or stalled relay's batch is taken
- *   again, after at most 30 s.
+ * - lease 30 s, extended every 10 s while a batch waits for Kafka: a live
+ *   relay's batch is never taken by another, so two live relays never
+ *   deliver the same event; a dead or stalled relay's batch is taken again
+ *   after at most 30 s.
+ * - delivery timeout 0 (none): while Kafka is down, librdkafka keeps
+ *   retrying the same messages, which the idempotent broker takes once when
+ *   it is back; a message given up and produced anew could be a duplicate.
  * - idle 50 ms: with nothing to send, a relay asks twenty times a second, one
  *   index probe each; an event waits 25 ms on average for its round.
  */
@@ -46,12 +49,13 @@ static const option_spec_t option_specs[OPT__COUNT] = {
 	[OPT_BATCH] = {"batch", "COMMERCE_RELAY_BATCH", "N", "1000", 1, 10000,
 		"events claimed, produced and acknowledged together", NULL},
 	[OPT_LEASE_MS] = {"lease-ms", "COMMERCE_RELAY_LEASE_MS", "MS", "30000", 1000, 3600000,
-		"a claimed batch not acknowledged within MS may be claimed by another relay "
-		"(must exceed --delivery-timeout-ms)", NULL},
-	[OPT_DELIVERY_TIMEOUT_MS] = {"delivery-timeout-ms", "COMMERCE_RELAY_DELIVERY_TIMEOUT_MS", "MS", "10000",
-		100, 3600000,
+		"a claimed batch neither acknowledged nor extended within MS may be claimed by another relay "
+		"(the relay extends it every MS/3 while it waits for Kafka)", NULL},
+	[OPT_DELIVERY_TIMEOUT_MS] = {"delivery-timeout-ms", "COMMERCE_RELAY_DELIVERY_TIMEOUT_MS", "MS", "0",
+		0, 3600000,
 		"an event Kafka has not confirmed within MS counts as failed: the batch is released and "
-		"retried", NULL},
+		"retried (some of it may then be delivered twice); 0: wait for Kafka, however long it is down",
+		NULL},
 	[OPT_IDLE_MS] = {"idle-ms", "COMMERCE_RELAY_IDLE_MS", "MS", "50", 1, 60000,
 		"wait after a round that found no event", NULL},
 	[OPT_MAX_BACKOFF_MS] = {"max-backoff-ms", "COMMERCE_RELAY_MAX_BACKOFF_MS", "MS", "5000", 10, 600000,
@@ -120,16 +124,8 @@ relay_config_load(int argc, char **argv)
 		"SIGTERM or SIGINT: finish the batch in flight (deliver and acknowledge it), exit 0.\n",
 		apply_option
 	};
-	const char *argv0 = argv[0];
-
 	memset(&relay_config, 0, sizeof(relay_config));
 	options_load(&table, argc, argv);
-	/* a batch still being delivered must not be taken by another relay */
-	if (relay_config.lease_ms <= relay_config.delivery_timeout_ms + 1000) {
-		fprintf(stderr, "%s: --lease-ms %d must exceed --delivery-timeout-ms %d by more than a second "
-				"(see --help)\n", argv0, relay_config.lease_ms, relay_config.delivery_timeout_ms);
-		exit(2);
-	}
 }
 
 void

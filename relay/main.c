@@ -7,7 +7,7 @@
  *   claim a batch (commerce.claim_events: SKIP LOCKED, with a lease; an event
  *     waits while an earlier event of its aggregate is undelivered elsewhere)
  *   produce every event, in id order, keyed by its aggregate id
- *   wait for every delivery report
+ *   wait for every delivery report (extending the lease meanwhile)
  *   all delivered: acknowledge the batch (commerce.ack_events)
  *   any failed:    release it (commerce.release_events) and back off
  *
@@ -104,11 +104,62 @@ log_stats(void)
 	last_at = now;
 }
 
+/*
+ * After SIGTERM, how long a batch may still wait for Kafka before it is
+ * given up (purged, released): a stop must not wait for a broker that is down.
+ */
+#define STOP_GRACE_MS 10000
+
+/* The backlog measurement and the stats line, when they are due; also while a batch waits. */
+static void
+periodic(outbox_t *o)
+{
+	static int64_t lag_due, stats_due;
+	int64_t now = monotonic_ms();
+
+	if (stats_due == 0)
+		stats_due = now + relay_config.stats_interval_ms;
+	if (now >= lag_due && outbox_connected(o)) {
+		measure_lag(o);
+		lag_due = now + relay_config.lag_interval_ms;
+	}
+	if (relay_config.stats_interval_ms > 0 && now >= stats_due) {
+		log_stats();
+		stats_due = now + relay_config.stats_interval_ms;
+	}
+}
+
 /* One round with a claimed, non-empty batch; returns 0 when it was acknowledged. */
 static int
 deliver(outbox_t *o, producer_t *p, relay_batch_t *b)
 {
-	producer_send(p, b);
+	int64_t extend_at = monotonic_ms() + relay_config.lease_ms / 3, give_up_at = 0;
+
+	producer_produce(p, b);
+	/*
+	 * Wait for every report.  While Kafka is down librdkafka retries the same
+	 * messages (with --delivery-timeout-ms 0, until Kafka is back), so the
+	 * idempotent broker takes each once; meanwhile the lease is extended, so
+	 * that no other relay takes the batch and sends it a second time.
+	 */
+	while (!producer_wait(p, b, 100)) {
+		int64_t now = monotonic_ms();
+
+		periodic(o);
+		if (now >= extend_at) {
+			if (outbox_extend(o, b, relay_config.lease_ms) != 0)
+				relay_log(RELAY_WARNING, "could not extend the lease of a batch still waiting for Kafka");
+			extend_at = now + relay_config.lease_ms / 3;
+		}
+		if (stop_requested && give_up_at == 0)
+			give_up_at = now + STOP_GRACE_MS;
+		else if (give_up_at != 0 && now >= give_up_at) {
+			relay_log(RELAY_WARNING, "stopping: Kafka has not confirmed %d events in %d ms; giving them up",
+					  b->n - b->delivered - b->failed, STOP_GRACE_MS);
+			producer_purge(p);
+			give_up_at = INT64_MAX;
+		}
+	}
 	if (b->failed > 0) {
 		COUNTER_ADD(relay_metrics.events_failed, (uint64_t) b->failed);
 		relay_log(RELAY_WARNING, "Kafka did not take %d of %d events (%s); releasing the batch for a retry",
@@ -135,7 +186,6 @@ main(int argc, char **argv)
 	outbox_t outbox = {0};
 	producer_t producer;
 	int backoff = 0;
-	int64_t lag_due = 0, stats_due;
 
 	relay_config_load(argc, argv);
 	sigemptyset(&stop.sa_mask);
@@ -150,11 +200,9 @@ main(int argc, char **argv)
 	relay_log(RELAY_LOG, "delivering to %s (topics %sorders, %scoupons), batches of %d, lease %d ms",
 			  relay_config.brokers, relay_config.topic_prefix, relay_config.topic_prefix,
 			  relay_config.batch, relay_config.lease_ms);
-	stats_due = monotonic_ms() + relay_config.stats_interval_ms;
 
 	while (!stop_requested) {
 		relay_batch_t batch;
-		int64_t now = monotonic_ms();
 
 		if (producer.fatal) {
 			producer_close(&producer, 0);
@@ -170,14 +218,7 @@ main(int argc, char **argv)
 			}
 			relay_log(RELAY_LOG, "connected to the database");
 		}
-		if (now >= lag_due) {
-			measure_lag(&outbox);
-			lag_due = now + relay_config.lag_interval_ms;
-		}
-		if (relay_config.stats_interval_ms > 0 && now >= stats_due) {
-			log_stats();
-			stats_due = now + relay_config.stats_interval_ms;
-		}
+		periodic(&outbox);
 		if (outbox_claim(&outbox, relay_config.batch, relay_config.lease_ms, &batch) != 0) {
 			backoff = next_backoff(backoff);
 			wait_ms(&producer, backoff);
@@ -204,7 +245,7 @@ main(int argc, char **argv)
 	relay_log(RELAY_LOG, "stopping");
 	if (relay_config.stats_interval_ms > 0)
 		log_stats();
-	producer_close(&producer, relay_config.delivery_timeout_ms);
+	producer_close(&producer, 1000);
 	outbox_close(&outbox);
 	relay_log(RELAY_LOG, "stopped");
 	return 0;

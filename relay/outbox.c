@@ -30,6 +30,7 @@ static const char claim_sql[] =
 	" ORDER BY e.event_id";
 static const char ack_sql[] = "SELECT commerce.ack_events($1::bigint[])";
 static const char release_sql[] = "SELECT commerce.release_events($1::bigint[])";
+static const char extend_sql[] = "SELECT commerce.extend_events($1::bigint[], $2::bigint * interval '1 millisecond')";
 static const char lag_sql[] =
 	"SELECT l.pending,"
 	" COALESCE((extract(epoch FROM pg_catalog.clock_timestamp() - l.oldest_pending_at) * 1000)::bigint, 0)"
@@ -38,7 +39,7 @@ static const char lag_sql[] =
 static const struct {
 	const char *name, *sql;
 } statements[] = {
-	{"claim", claim_sql}, {"ack", ack_sql}, {"release", release_sql}, {"lag", lag_sql},
+	{"claim", claim_sql}, {"ack", ack_sql}, {"release", release_sql}, {"extend", extend_sql}, {"lag", lag_sql},
 };
 
 static void
@@ -173,11 +174,12 @@ id_array(const relay_batch_t *b)
 	return text;
 }
 
+/* The statement with the batch's ids as $1 and, when given, second as $2. */
 static int
-call_with_ids(outbox_t *o, const char *statement, const char *what, const relay_batch_t *b)
+call_with_ids(outbox_t *o, const char *statement, const char *what, const relay_batch_t *b, const char *second)
 {
 	char *ids = id_array(b);
-	const char *params[1] = {ids};
+	const char *params[2] = {ids, second};
 	PGresult *res;
 	int ok;
 
@@ -185,7 +187,11 @@ call_with_ids(outbox_t *o, const char *statement, const char *what, const relay_
 		relay_log(RELAY_WARNING, "%s: out of memory", what);
 		return -1;
 	}
-	res = PQexecPrepared(o->conn, statement, 1, params, NULL, NULL, 0);
+	if (!outbox_connected(o)) {
+		free(ids);
+		return -1;
+	}
+	res = PQexecPrepared(o->conn, statement, second != NULL ? 2 : 1, params, NULL, NULL, 0);
 	free(ids);
 	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 	if (!ok)
@@ -197,13 +203,22 @@ call_with_ids(outbox_t *o, const char *statement, const char *what, const relay_
 int
 outbox_ack(outbox_t *o, const relay_batch_t *b)
 {
-	return call_with_ids(o, "ack", "ack_events", b);
+	return call_with_ids(o, "ack", "ack_events", b, NULL);
 }
 
 int
 outbox_release(outbox_t *o, const relay_batch_t *b)
 {
-	return call_with_ids(o, "release", "release_events", b);
+	return call_with_ids(o, "release", "release_events", b, NULL);
+}
+
+int
+outbox_extend(outbox_t *o, const relay_batch_t *b, int lease_ms)
+{
+	char lease_text[16];
+
+	snprintf(lease_text, sizeof(lease_text), "%d", lease_ms);
+	return call_with_ids(o, "extend", "extend_events", b, lease_text);
 }
 
 int

@@ -55,6 +55,8 @@ int outbox_claim(outbox_t *o, int limit, int lease_ms, relay_batch_t *b);
 int outbox_ack(outbox_t *o, const relay_batch_t *b);
 /* Ends the batch's lease now, so that any relay retries it at once. */
 int outbox_release(outbox_t *o, const relay_batch_t *b);
+/* Extends the batch's lease to lease_ms from now, while Kafka has not confirmed it yet. */
+int outbox_extend(outbox_t *o, const relay_batch_t *b, int lease_ms);
 /* The number of undelivered events and the age of the oldest in ms (0 if none). */
 int outbox_lag(outbox_t *o, int64_t *pending, int64_t *oldest_ms);
 

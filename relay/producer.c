@@ -89,6 +89,7 @@ producer_open(producer_t *p)
 		relay_log(RELAY_ERROR, "Kafka: out of memory");
 		return -1;
 	}
+	/* 0: librdkafka retries a message until Kafka takes it */
 	snprintf(timeout, sizeof(timeout), "%d", relay_config.delivery_timeout_ms);
 	/* the operator's settings first, so that ours below win where they must */
 	for (int i = 0; i < relay_config.n_kafka_settings; i++) {
@@ -185,11 +186,8 @@ produce_one(producer_t *p, relay_event_t *e)
 }
 
 void
-producer_send(producer_t *p, relay_batch_t *b)
+producer_produce(producer_t *p, relay_batch_t *b)
 {
-	/* a report is due by message.timeout.ms; the margin covers librdkafka's own timer */
-	int64_t give_up = now_ms() + relay_config.delivery_timeout_ms + 5000;
-
 	for (int i = 0; i < b->n; i++) {
 		/*
 		 * Once one event of the batch failed, later ones of its aggregate
@@ -201,18 +199,20 @@ producer_send(producer_t *p, relay_batch_t *b)
 		}
 		produce_one(p, &b->events[i]);
 	}
-	while (b->delivered + b->failed < b->n) {
-		if (now_ms() > give_up) {
-			/*
-			 * Not expected (librdkafka times every message out by itself);
-			 * purge so that every report arrives before the batch is freed.
-			 */
-			relay_log(RELAY_WARNING, "Kafka: delivery reports overdue; purging the batch");
-			rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-			give_up = now_ms() + 60000;
-		}
-		rd_kafka_poll(p->rk, 50);
-	}
+}
+
+int
+producer_wait(producer_t *p, relay_batch_t *b, int ms)
+{
+	if (b->delivered + b->failed < b->n)
+		rd_kafka_poll(p->rk, ms);
+	return b->delivered + b->failed == b->n;
+}
+
+void
+producer_purge(producer_t *p)
+{
+	rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 }
 
 void

@@ -20,13 +20,18 @@ int producer_open(producer_t *p);
 /* Waits for what is still queued (at most timeout_ms), then frees. */
 void producer_close(producer_t *p, int timeout_ms);
 
+/* Produces every event of the batch, in order (stopping at the first refused one). */
+void producer_produce(producer_t *p, relay_batch_t *b);
+
 /*
- * Produces every event of the batch and waits for every delivery report
- * (librdkafka reports each message by --delivery-timeout-ms at the latest).
- * On return b->delivered + b->failed == b->n; the batch may be acknowledged
+ * Serves delivery reports for up to ms; returns 1 once every event has its
+ * report (b->delivered + b->failed == b->n).  The batch may be acknowledged
  * only when b->failed == 0.
  */
-void producer_send(producer_t *p, relay_batch_t *b);
+int producer_wait(producer_t *p, relay_batch_t *b, int ms);
+
+/* Gives up on every queued and in-flight message: each gets a failed report. */
+void producer_purge(producer_t *p);
 
 /* Serves librdkafka's callbacks for up to ms (the relay's idle wait). */
 void producer_poll(producer_t *p, int ms);

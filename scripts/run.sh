@@ -68,7 +68,7 @@ cat <<EOT
 
 pg_commerce is running: commerce-http on $b, PostgreSQL in $pg_dir (port $pg_port).
   psql:  PGHOST=$PGHOST PGPORT=$PGPORT psql -U postgres postgres
-  pg_cron runs commerce.housekeeping() and commerce.refresh_popular() every minute
+  pg_cron runs commerce.run_housekeeping() and commerce.refresh_popular() every minute
   (SELECT * FROM cron.job_run_details; docs/housekeeping.md)
 Tokens (a day each; more with: frontend/commerce-token --key $jwt_key SUB [--admin]):
   customer (user 1):  T=$customer

@@ -7,7 +7,7 @@
 #                             (the extension, pg_cron, the HTTP daemon and the
 #                             event relay, which links librdkafka)
 #   scripts/setup.sh --tests  that, and what only the tests use (pgTAP, Python,
-#                             wrk, Patroni and etcd, podman with runc and
+#                             wrk, Patroni and etcd, podman with runc, catatonit (a pod's pause process) and
 #                             mmdebstrap, OpenJDK 17, Maven and kcat for a Kafka
 #                             broker, whose jars scripts/kafka.sh fetch copies
 #                             from Maven Central, and k6, which `go install`
@@ -29,7 +29,7 @@ case "${1:-}" in
 		postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
 		jq wrk python3 python3-venv gnuplot-nox time
 		patroni etcd-server
-		podman runc mmdebstrap
+		podman runc mmdebstrap catatonit
 		openjdk-17-jre-headless maven kcat
 	) ;;
 "") ;;

@@ -163,6 +163,30 @@ AS $$
 	SELECT count(*)::integer FROM released
 $$;
 
+-- Extends the running lease of claimed, undelivered events to `lease` from
+-- now, for a relay still waiting for Kafka (a broker down: the idempotent
+-- producer retries the same messages until it is back, which is what keeps
+-- them from being duplicated); returns how many leases it extended.  An
+-- event whose lease already ran out is not extended: another relay may hold
+-- it now.
+CREATE FUNCTION commerce.extend_events(ids bigint[], lease interval)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer;
+BEGIN
+	IF lease IS NULL OR lease <= interval '0' THEN
+		PERFORM commerce.raise('INVALID_ARGUMENT', 'lease must be positive');
+	END IF;
+	UPDATE commerce.outbox e SET claimed_until = now() + lease
+	WHERE e.id = ANY (ids) AND e.acked_at IS NULL AND e.claimed_until >= now();
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
 -- The backlog, for the relay's lag metric: how many events are undelivered
 -- and when the first of them (the lowest id, the one delivery waits on) was
 -- written.  Cheap at any backlog: it counts at most 10,000 undelivered
@@ -402,6 +426,29 @@ BEGIN
 END
 $$;
 
+-- What a scheduler calls: housekeeping() again and again, each batch in a
+-- transaction of its own (COMMIT between them), until no table has more to
+-- remove or max_seconds have passed.  One batch a minute (50,000 rows) is
+-- less than a shop at capacity writes (about 2,000 orders a second on two
+-- cores); this keeps the tables bounded at any rate the database sustains,
+-- while each transaction stays one batch long.  A procedure that commits
+-- cannot be SECURITY DEFINER or carry a SET clause, so this one is neither
+-- and does nothing but call housekeeping() (SECURITY DEFINER, search_path
+-- pinned), schema-qualified; it must be CALLed outside a transaction block.
+CREATE PROCEDURE commerce.run_housekeeping(max_seconds integer DEFAULT 50)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+	deadline timestamptz := pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => max_seconds);
+	again boolean := true;
+BEGIN
+	WHILE again AND pg_catalog.clock_timestamp() < deadline LOOP
+		SELECT pg_catalog.bool_or(h.more) INTO again FROM commerce.housekeeping() h;
+		COMMIT;
+	END LOOP;
+END
+$$;
+
 ------------------------------------------------------------------------------
 -- Privileges
 ------------------------------------------------------------------------------
@@ -409,10 +456,13 @@ $$;
 REVOKE ALL ON TABLE commerce.popular_refresh, commerce.popular_ranking FROM PUBLIC;
 REVOKE ALL ON FUNCTION commerce.outbox_retention(), commerce.housekeeping_batch(),
 	commerce.popular_windows(), commerce.popular_max_age(),
-	commerce.release_events(bigint[]), commerce.outbox_lag(),
+	commerce.release_events(bigint[]), commerce.extend_events(bigint[], interval), commerce.outbox_lag(),
 	commerce.refresh_popular(), commerce.housekeeping() FROM PUBLIC;
+REVOKE ALL ON PROCEDURE commerce.run_housekeeping(integer) FROM PUBLIC;
 -- the relay: ending its leases after a failure, and its lag metric
-GRANT EXECUTE ON FUNCTION commerce.release_events(bigint[]), commerce.outbox_lag() TO commerce_relay;
+GRANT EXECUTE ON FUNCTION commerce.release_events(bigint[]), commerce.extend_events(bigint[], interval),
+	commerce.outbox_lag() TO commerce_relay;
 -- operators: the lag for their own alerts, and the scheduled maintenance
 GRANT EXECUTE ON FUNCTION commerce.outbox_lag(), commerce.refresh_popular(), commerce.housekeeping()
 	TO commerce_operator;
+GRANT EXECUTE ON PROCEDURE commerce.run_housekeeping(integer) TO commerce_operator;

@@ -28,6 +28,17 @@ CREATE TEMP VIEW sold AS
 	WHERE o.status = 'paid'
 	GROUP BY oi.product_id;
 
+-- The same, for the hours commerce.housekeeping() keeps statistics of: it
+-- removes sales_stats hours older than popular_products' longest window (365
+-- days, COMMERCE_MAX_POPULAR_DAYS); an hour of slack for the time between
+-- its run and this check.
+CREATE TEMP VIEW sold_in_statistics_window AS
+	SELECT oi.product_id, sum(oi.quantity) AS quantity
+	FROM commerce.order_items oi JOIN commerce.orders o ON o.id = oi.order_id
+	WHERE o.status = 'paid'
+	  AND o.created_at >= date_trunc('hour', now() - interval '365 days') + interval '1 hour'
+	GROUP BY oi.product_id;
+
 CREATE TEMP VIEW stock AS
 	SELECT sb.product_id, sum(sb.quantity) AS quantity
 	FROM commerce.stock_buckets sb GROUP BY sb.product_id;
@@ -55,8 +66,10 @@ stock_conservation AS (
 sales_stats AS (
 	SELECT format('product %s: statistics say %s sold, paid orders hold %s',
 	              coalesce(st.product_id, d.product_id), coalesce(st.quantity, 0), coalesce(d.quantity, 0)) AS v
-	FROM (SELECT product_id, sum(quantity) AS quantity FROM commerce.sales_stats GROUP BY product_id) st
-	FULL JOIN sold d ON d.product_id = st.product_id
+	FROM (SELECT product_id, sum(quantity) AS quantity FROM commerce.sales_stats
+	      WHERE hour >= date_trunc('hour', now() - interval '365 days') + interval '1 hour'
+	      GROUP BY product_id) st
+	FULL JOIN sold_in_statistics_window d ON d.product_id = st.product_id
 	WHERE coalesce(st.quantity, 0) <> coalesce(d.quantity, 0)
 ),
 coupon_quantity AS (
@@ -141,17 +154,22 @@ idempotency AS (
 	GROUP BY user_id, idempotency_key HAVING count(*) > 1
 ),
 outbox AS (
-	-- one event per placed order, per cancellation and per issued coupon
+	-- one event per placed order, per cancellation and per issued coupon;
+	-- none is allowed too when it happened longer ago than
+	-- pg_commerce.outbox_retention: its event may have been delivered and
+	-- removed by commerce.housekeeping() (never an undelivered one)
 	SELECT format('%s %s: %s events, expected %s', x.kind, x.id, coalesce(e.got, 0), x.expected) AS v
-	FROM (SELECT 'order_placed' AS kind, id, 1 AS expected FROM commerce.orders
+	FROM (SELECT 'order_placed' AS kind, id, 1 AS expected, created_at AS at FROM commerce.orders
 	      UNION ALL
-	      SELECT 'order_cancelled', id, CASE status WHEN 'cancelled' THEN 1 ELSE 0 END FROM commerce.orders
+	      SELECT 'order_cancelled', id, CASE status WHEN 'cancelled' THEN 1 ELSE 0 END, cancelled_at
+	      FROM commerce.orders
 	      UNION ALL
-	      SELECT 'coupon_issued', id, 1 FROM commerce.issued_coupons) x
+	      SELECT 'coupon_issued', id, 1, issued_at FROM commerce.issued_coupons) x
 	FULL JOIN (SELECT event_type, aggregate_id, count(*) AS got FROM commerce.outbox
 	           GROUP BY event_type, aggregate_id) e
 	  ON e.event_type = x.kind AND e.aggregate_id = x.id
 	WHERE coalesce(e.got, 0) <> coalesce(x.expected, 0)
+	  AND NOT (e.got IS NULL AND x.at < now() - commerce.outbox_retention())
 ),
 acked AS (
 	SELECT format('acknowledged order %s (user %s, paid %s): %s', a.order_id, a.user_id, a.paid_amount,

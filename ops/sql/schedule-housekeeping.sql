@@ -1,6 +1,6 @@
 -- Schedules pg_commerce's maintenance with pg_cron (docs/housekeeping.md):
 --
---   pg_commerce-housekeeping@DB     every minute  SELECT * FROM commerce.housekeeping()
+--   pg_commerce-housekeeping@DB     every minute  CALL commerce.run_housekeeping()
 --   pg_commerce-refresh-popular@DB  every minute  SELECT * FROM commerce.refresh_popular()
 --   pg_commerce-cron-history        daily         these jobs' run history older than a week
 --                                                 (pg_cron keeps a row per run: 2,880 a day)
@@ -53,7 +53,7 @@ CREATE EXTENSION IF NOT EXISTS pg_cron;
 -- pg_cron's finest schedule is a minute: often enough for a retention of an
 -- hour and a ranking that may be 5 minutes old (pg_commerce.popular_max_age)
 SELECT cron.schedule_in_database('pg_commerce-housekeeping@' || :'shop', '* * * * *',
-	'SELECT * FROM commerce.housekeeping()', :'shop') AS housekeeping_job;
+	'CALL commerce.run_housekeeping()', :'shop') AS housekeeping_job;
 SELECT cron.schedule_in_database('pg_commerce-refresh-popular@' || :'shop', '* * * * *',
 	'SELECT * FROM commerce.refresh_popular()', :'shop') AS refresh_popular_job;
 SELECT cron.schedule('pg_commerce-cron-history', '17 3 * * *',

@@ -305,7 +305,7 @@ def claimed_now(db):
 def case_relay_kill(short):
     """kill -9 of the relay mid-batch: its lease runs out, another relay takes the batch."""
     db, prefix = new_shop("relay-kill")
-    lease = dict(lease_ms=3000, delivery_timeout_ms=1000, batch=200)
+    lease = dict(lease_ms=3000, batch=200)
     first = Relay(db, prefix, "a", **lease)
     load = pgbench(db, "load.sql", 16, 8 if short else 30)
     time.sleep(3)
@@ -340,7 +340,7 @@ def case_relay_kill(short):
 def case_broker_down(short):
     """The broker stopped under load, then started: orders go on, the backlog grows, then drains."""
     db, prefix = new_shop("broker-down")
-    relay = Relay(db, prefix, "a", delivery_timeout_ms=2000, max_backoff_ms=1000)
+    relay = Relay(db, prefix, "a")
     outage = 10 if short else 30
     load = pgbench(db, "load.sql", 16, outage + 15)
     time.sleep(4)
@@ -433,7 +433,7 @@ def table_counts(db):
 def case_retention(short):
     """A sustained mixed load with the relay and housekeeping: delivered events and expired
     idempotency keys are removed, so those tables stay bounded while orders grow.  With
-    --short the test calls commerce.housekeeping() every 5 s (retention 10 s) and checks that
+    --short the test calls commerce.run_housekeeping() every 5 s (retention 10 s) and checks that
     pg_cron ran the scheduled job at least once; in full, pg_cron alone runs it, every minute
     (retention 30 s), for 5 minutes."""
     db, prefix = new_shop("retention")
@@ -451,7 +451,7 @@ def case_retention(short):
     while load.poll() is None:
         time.sleep(every)
         if short:
-            psql("SELECT * FROM commerce.housekeeping()", db)
+            psql("CALL commerce.run_housekeeping()", db)
         series.append((time.time() - started, table_counts(db)))
         say(f"    {series[-1][0]:4.0f} s  " + "  ".join(f"{k} {v}" for k, v in series[-1][1].items()))
     load.result()

@@ -7,7 +7,7 @@
 
 BEGIN;
 SET LOCAL search_path = public;
-SELECT plan(98);
+SELECT plan(100);
 
 -- Every function a role may execute, with the roles that may: the customer
 -- API (the customers' calls), operators (catalog, stock, coupons,
@@ -42,9 +42,11 @@ INSERT INTO api_functions VALUES
 	('commerce.claim_events(integer,interval)', true, '{commerce_relay}'),
 	('commerce.ack_events(bigint[])', true, '{commerce_relay}'),
 	('commerce.release_events(bigint[])', true, '{commerce_relay}'),
+	('commerce.extend_events(bigint[],interval)', true, '{commerce_relay}'),
 	('commerce.outbox_lag()', false, '{commerce_relay,commerce_operator}'),
 	('commerce.housekeeping()', true, '{commerce_operator}'),
-	('commerce.refresh_popular()', true, '{commerce_operator}');
+	('commerce.refresh_popular()', true, '{commerce_operator}'),
+	('commerce.run_housekeeping(integer)', false, '{commerce_operator}');
 
 CREATE TEMP TABLE api_roles (name text PRIMARY KEY) ON COMMIT DROP;
 INSERT INTO api_roles VALUES ('commerce_api'), ('commerce_operator'), ('commerce_relay');
@@ -158,6 +160,8 @@ SELECT is_empty($$
 	SELECT p.oid::regprocedure::text FROM pg_proc p
 	WHERE p.pronamespace = 'commerce'::regnamespace AND p.provolatile = 'v' AND NOT p.prosecdef
 	  AND p.oid::regprocedure::text IN (SELECT signature FROM api_functions)
+	  -- a procedure that COMMITs cannot be SECURITY DEFINER; it only calls housekeeping(), which is
+	  AND p.oid <> 'commerce.run_housekeeping(integer)'::regprocedure
 $$, 'every volatile function a role may execute is SECURITY DEFINER');
 SELECT is_empty($$
 	SELECT p.oid::regprocedure::text FROM pg_proc p
@@ -167,14 +171,17 @@ $$, 'no function that writes is declared STABLE or IMMUTABLE');
 
 -- commerce.raise and commerce.require_read_committed only raise and
 -- commerce.lock_idempotency_key only locks; stock_put_back (cancel_order's helper) writes
--- and, although only its owner may execute it, is SECURITY DEFINER too.
+-- and, although only its owner may execute it, is SECURITY DEFINER too;
+-- run_housekeeping COMMITs, which a SECURITY DEFINER procedure may not, and
+-- only calls housekeeping(), which is one.
 SELECT is_empty($$
 	SELECT p.oid::regprocedure::text FROM pg_proc p
 	WHERE p.pronamespace = 'commerce'::regnamespace AND p.provolatile = 'v' AND NOT p.prosecdef
 	  AND p.oid NOT IN ('commerce.raise(text,text,text,text)'::regprocedure,
 	                    'commerce.require_read_committed(text)'::regprocedure,
-	                    'commerce.lock_idempotency_key(bigint,text)'::regprocedure)
-$$, 'every volatile function of commerce (all of them write, except those that raise or lock) is SECURITY DEFINER');
+	                    'commerce.lock_idempotency_key(bigint,text)'::regprocedure,
+	                    'commerce.run_housekeeping(integer)'::regprocedure)
+$$, 'every volatile function of commerce (all of them write, except those that raise, lock or only call) is SECURITY DEFINER');
 
 ------------------------------------------------------------------------------
 -- The same, by behaviour

@@ -53,6 +53,16 @@ UPDATE commerce.outbox SET claimed_until = now() - interval '1 second'
 WHERE id = (SELECT id FROM events WHERE event = 'order_placed:901');
 SELECT array_agg(event_type || ':' || aggregate_id) AS after_expiry FROM commerce.claim_events(10);
 
+-- extend_events: a relay still waiting for Kafka keeps its running leases;
+-- an expired lease (another relay may hold the event) is not extended
+SELECT commerce.extend_events(ARRAY(SELECT id FROM events WHERE event LIKE '%:901'), interval '1 hour') AS extended;
+SELECT bool_and(claimed_until > now() + interval '59 minutes') AS extended_an_hour
+FROM commerce.outbox WHERE id IN (SELECT id FROM events WHERE event LIKE '%:901');
+UPDATE commerce.outbox SET claimed_until = now() - interval '1 second'
+WHERE id = (SELECT id FROM events WHERE event = 'order_placed:901');
+SELECT commerce.extend_events(ARRAY(SELECT id FROM events WHERE event LIKE '%:901'), interval '1 hour') AS extended;
+SELECT commerce.extend_events(ARRAY[]::bigint[], interval '0');
+
 -- The backlog: how many undelivered and since when; exact up to 10,000
 SELECT pending, oldest_pending_at = (SELECT min(created_at) FROM commerce.outbox WHERE acked_at IS NULL) AS oldest,
        pending_exact FROM commerce.outbox_lag();

@@ -76,6 +76,19 @@ SELECT 3, 'old ' || g, 'charge_balance {}', 200, '{}', now() - interval '2 days'
 SELECT commerce.purge_idempotency_keys() AS purged, commerce.purge_idempotency_keys() AS then_purged;
 COMMIT;
 
+-- run_housekeeping, what the scheduler calls: batch after batch, each
+-- committed, until one is not full (here batches of 3, 3, 3 and 1)
+INSERT INTO commerce.outbox (event_type, aggregate_id, payload, acked_at)
+SELECT 'coupon_issued', g, '{}', now() - interval '1 day' FROM generate_series(1, 10) g;
+SET pg_commerce.housekeeping_batch = 3;
+CALL commerce.run_housekeeping();
+RESET pg_commerce.housekeeping_batch;
+SELECT count(*) AS delivered_left FROM commerce.outbox WHERE acked_at IS NOT NULL;
+-- it commits, so not inside a transaction block
+BEGIN;
+CALL commerce.run_housekeeping();
+ROLLBACK;
+
 -- settings: in range, and a superuser's
 SET pg_commerce.outbox_retention = -1;
 SET pg_commerce.housekeeping_batch = 0;
