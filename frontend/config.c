@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include "log_line.h"
 #include "options.h"
 
 #include <limits.h>
@@ -186,23 +187,9 @@ void
 commerce_log(commerce_severity_t severity, const char *fmt, ...)
 {
 	static const char *const words[] = {"ERROR", "WARNING", "LOG", "INFO"};
-	char line[1024];
-	struct timespec now;
-	struct tm tm;
 	va_list ap;
-	int n;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	n = (int) strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	n += snprintf(line + n, sizeof(line) - (size_t) n, ".%03ldZ commerce-http %s: ",
-				  now.tv_nsec / 1000000, words[severity]);
 	va_start(ap, fmt);
-	n += vsnprintf(line + n, sizeof(line) - (size_t) n - 1, fmt, ap);
+	log_line("commerce-http", words[severity], fmt, ap);
 	va_end(ap);
-	if (n > (int) sizeof(line) - 2)
-		n = (int) sizeof(line) - 2;
-	line[n++] = '\n';
-	if (write(2, line, (size_t) n) < 0)
-		return;
 }

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include "log_line.h"
 #include "options.h"
 
 #include <stdarg.h>
@@ -132,25 +133,9 @@ void
 relay_log(relay_severity_t severity, const char *fmt, ...)
 {
 	static const char *const words[] = {"ERROR", "WARNING", "LOG"};
-	char line[1024];
-	struct timespec now;
-	struct tm tm;
 	va_list ap;
-	int n;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	n = (int) strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	n += snprintf(line + n, sizeof(line) - (size_t) n, ".%03ldZ commerce-relay %s: ",
-				  now.tv_nsec / 1000000, words[severity]);
 	va_start(ap, fmt);
-	n += vsnprintf(line + n, sizeof(line) - (size_t) n, fmt, ap);
+	log_line("commerce-relay", words[severity], fmt, ap);
 	va_end(ap);
-	if (n > (int) sizeof(line) - 2)
-		n = (int) sizeof(line) - 2;
-	line[n++] = '\n';
-	/* one write(2): the metrics thread's lines do not interleave with ours */
-	if (write(STDERR_FILENO, line, (size_t) n) < 0) {
-		/* nowhere left to say it */
-	}
 }
