@@ -203,6 +203,7 @@ main(int argc, char **argv)
 
 	while (!stop_requested) {
 		relay_batch_t batch;
+		int delivered;
 
 		if (producer.fatal) {
 			producer_close(&producer, 0);
@@ -231,15 +232,14 @@ main(int argc, char **argv)
 			continue;
 		}
 		/* a claimed batch is finished even after SIGTERM: that is the drain */
-		if (deliver(&outbox, &producer, &batch) == 0)
+		delivered = deliver(&outbox, &producer, &batch) == 0;
+		batch_free(&batch);
+		if (delivered)
 			backoff = 0;
 		else {
 			backoff = next_backoff(backoff);
-			batch_free(&batch);
 			wait_ms(&producer, backoff);
-			continue;
 		}
-		batch_free(&batch);
 	}
 
 	relay_log(RELAY_LOG, "stopping");

@@ -87,8 +87,9 @@ CREATE INDEX outbox_acked_idx ON commerce.outbox (acked_at) WHERE acked_at IS NO
 -- it in.  An event whose lease ran out without an ack is claimed again
 -- (at-least-once delivery).
 --
--- The aggregate is (kind, aggregate_id): order_placed and order_cancelled
--- are the order's, coupon_issued the issued coupon's.  The check reads
+-- The aggregate is (kind, aggregate_id), the kind being the event type's
+-- first word, the rule commerce-relay names topics by: order_placed and
+-- order_cancelled are the order's, coupon_issued the issued coupon's.  The check reads
 -- "earlier" in the statement's snapshot, which is enough because one
 -- aggregate's events are written by transactions that follow each other
 -- (cancel_order locks the committed order row), so an earlier event is
@@ -119,7 +120,7 @@ BEGIN
 			  AND NOT EXISTS (
 				SELECT FROM commerce.outbox x
 				WHERE x.aggregate_id = e.aggregate_id AND x.id < e.id AND x.acked_at IS NULL
-				  AND (x.event_type = 'coupon_issued') = (e.event_type = 'coupon_issued')
+				  AND split_part(x.event_type, '_', 1) = split_part(e.event_type, '_', 1)
 				  AND x.claimed_until >= now()
 				OFFSET 0)
 			ORDER BY e.id
@@ -132,7 +133,7 @@ BEGIN
 			WHERE NOT EXISTS (
 				SELECT FROM commerce.outbox x
 				WHERE x.aggregate_id = c.aggregate_id AND x.id < c.id AND x.acked_at IS NULL
-				  AND (x.event_type = 'coupon_issued') = (c.event_type = 'coupon_issued')
+				  AND split_part(x.event_type, '_', 1) = split_part(c.event_type, '_', 1)
 				  AND x.id NOT IN (SELECT l.id FROM candidate l)
 				OFFSET 0)
 		), claimed AS (

@@ -30,8 +30,8 @@ PGBIN = "/usr/lib/postgresql/15/bin"
 PG_DIR = os.environ["EVENTS_PG_DIR"]
 PG_PORT = os.environ["EVENTS_PG_PORT"]
 KAFKA_DIR = os.environ["EVENTS_KAFKA_DIR"]
-BROKER = "127.0.0.1:" + os.environ["EVENTS_KAFKA_PORT"]
 KAFKA_PORT = os.environ["EVENTS_KAFKA_PORT"]
+BROKER = "127.0.0.1:" + KAFKA_PORT
 METRICS_PORT = int(os.environ.get("EVENTS_METRICS_PORT", "18186"))
 RELAY = os.environ.get("EVENTS_RELAY", os.path.join(ROOT, "relay", "commerce-relay"))
 LOG_DIR = os.environ["EVENTS_LOG_DIR"]
@@ -348,8 +348,9 @@ def case_broker_down(short):
     orders_at_stop = int(psql("SELECT count(*) FROM commerce.orders", db))
     time.sleep(outage)
     orders_at_start = int(psql("SELECT count(*) FROM commerce.orders", db))
-    backlog = relay.metrics().get("commerce_relay_backlog_events", 0)
-    oldest = relay.metrics().get("commerce_relay_backlog_oldest_seconds", 0)
+    at_restart = relay.metrics()
+    backlog = at_restart.get("commerce_relay_backlog_events", 0)
+    oldest = at_restart.get("commerce_relay_backlog_oldest_seconds", 0)
     started = time.time()
     subprocess.run([KAFKA_SH, "start", KAFKA_DIR, KAFKA_PORT], check=True, capture_output=True, text=True)
     restart_s = time.time() - started
