@@ -8,7 +8,7 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 
 # The one version string; extension/pg_commerce.control and META.json must
 # agree with it (tests/check-version.sh checks).
-EXTVERSION = 0.7.0
+EXTVERSION = 0.8.0
 
 MODULE_big = pg_commerce
 OBJS = \
@@ -16,6 +16,7 @@ OBJS = \
 	extension/errors.o \
 	extension/spi_util.o \
 	extension/key_lookup.o \
+	extension/sold_out_hint.o \
 	extension/buckets.o \
 	extension/stock.o \
 	extension/coupon.o \

@@ -1,6 +1,6 @@
 # commerce-http on Debian bookworm's libh2o-evloop 2.2.5, built with the same
 # `make -C frontend` as CI.
-#   scripts/containers.sh build      (or: docker build -f docker/http.Dockerfile -t pg_commerce-http:0.7.0 .)
+#   scripts/containers.sh build      (or: docker build -f docker/http.Dockerfile -t pg_commerce-http:0.8.0 .)
 ARG BASE=debian:bookworm
 ARG BASE_SLIM=debian:bookworm-slim
 FROM ${BASE} AS build

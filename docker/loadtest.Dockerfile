@@ -4,9 +4,9 @@
 # pinned release scripts/install-k6.sh builds (no registry serves its image
 # here), passed in by scripts/containers.sh build as the build context's
 # k6; commerce-token comes from the daemon's image.
-#   scripts/containers.sh build      (builds pg_commerce-loadtest:0.7.0 after the other two)
+#   scripts/containers.sh build      (builds pg_commerce-loadtest:0.8.0 after the other two)
 ARG BASE_SLIM=debian:bookworm-slim
-ARG HTTP_IMAGE=pg_commerce-http:0.7.0
+ARG HTTP_IMAGE=pg_commerce-http:0.8.0
 FROM ${HTTP_IMAGE} AS http
 
 FROM ${BASE_SLIM}

@@ -8,7 +8,7 @@
 # POSTGRES_PASSWORD on first start, the /docker-entrypoint-initdb.d scripts
 # (the extension, the daemon's role, the demo data), PGPORT, data in the
 # volume, SIGTERM as a fast shutdown.
-#   scripts/containers.sh build        (or: docker build -f docker/postgres.Dockerfile -t pg_commerce-db:0.7.0 .)
+#   scripts/containers.sh build        (or: docker build -f docker/postgres.Dockerfile -t pg_commerce-db:0.8.0 .)
 ARG BASE=debian:bookworm
 ARG BASE_SLIM=debian:bookworm-slim
 ARG PG_MAJOR=15

@@ -54,6 +54,7 @@
 
 struct BucketSet
 {
+	LookupTable lookup;			/* the table, for its sold-out hints */
 	KeptPlan	take_free;
 	KeptPlan	total;
 	KeptPlan	take_waiting;
@@ -67,8 +68,9 @@ struct BucketSet
  * the bucket numbers orders them differently for each backend (so waiters
  * spread over the buckets).
  */
-#define BUCKET_SET(table, key) \
+#define BUCKET_SET(lookup_table, table, key) \
 { \
+	.lookup = (lookup_table), \
 	.take_free = KEPT_PLAN( \
 		"UPDATE " table " b SET quantity = b.quantity - $2" \
 		" WHERE b." key " = $1 AND b.bucket = (" \
@@ -97,8 +99,10 @@ struct BucketSet
 		3, INT8OID, INT4OID, INT4OID), \
 }
 
-BucketSet	pg_commerce_stock_buckets_set = BUCKET_SET("commerce.stock_buckets", "product_id");
-BucketSet	pg_commerce_coupon_buckets_set = BUCKET_SET("commerce.coupon_buckets", "coupon_id");
+BucketSet	pg_commerce_stock_buckets_set =
+	BUCKET_SET(LOOKUP_STOCK_BUCKETS, "commerce.stock_buckets", "product_id");
+BucketSet	pg_commerce_coupon_buckets_set =
+	BUCKET_SET(LOOKUP_COUPON_BUCKETS, "commerce.coupon_buckets", "coupon_id");
 
 /*
  * Runs one taking statement (step 1 or 3) in an internal subtransaction and
@@ -222,12 +226,18 @@ take_gathered(BucketSet *set, int64 id, int32 quantity, int32 *first_bucket)
 /*
  * Takes `quantity` (> 0) units of id's quantity; see the file header.
  * Must be called inside SPI_connect; at READ COMMITTED each statement takes
- * a fresh snapshot, which steps 2 and 3 rely on.
+ * a fresh snapshot, which steps 2 and 3 rely on.  An id hinted sold out
+ * (sold_out_hint.c) is refused before step 1; a committed total of 0 in
+ * step 2 sets the hint.
  */
 BucketTakeResult
 pg_commerce_bucket_take(BucketSet *set, int64 id, int32 quantity, int32 *first_bucket)
 {
+	SoldOutTicket ticket;
+
 	Assert(quantity > 0);
+	if (pg_commerce_sold_out_look(set->lookup, id, &ticket))
+		return BUCKET_NOT_ENOUGH;
 
 	for (int attempt = 0; attempt < PG_COMMERCE_MAX_BUCKET_WAITS; attempt++)
 	{
@@ -248,6 +258,8 @@ pg_commerce_bucket_take(BucketSet *set, int64 id, int32 quantity, int32 *first_b
 		total = DatumGetInt64(pg_commerce_result(0, 2));
 		if (nbuckets == 0)
 			return BUCKET_NO_SUCH_ID;
+		if (total == 0)
+			pg_commerce_sold_out_set(&ticket);
 		if (total < quantity)
 			return BUCKET_NOT_ENOUGH;
 		if (pg_commerce_result_isnull(0, 3))

@@ -26,14 +26,20 @@ typedef struct CouponFirstLook
  * The coupon's window, whether the user exists and already holds the coupon,
  * and whether any committed quantity remains, all from one snapshot.  Most calls of
  * a flash sale end here, so these are index probes (key_lookup.c) rather
- * than a statement: half the cost of a refusal.
+ * than a statement: half the cost of a refusal.  Once the coupon is hinted
+ * sold out (sold_out_hint.c) its buckets are not read at all; the coupon,
+ * user and issued-copy probes still run, so an unknown user, a coupon out of
+ * its window and a user who holds the coupon get their own answers.
  */
 static void
 first_look(int64 user_id, int64 coupon_id, CouponFirstLook *look)
 {
-	Snapshot	snapshot = pg_commerce_snapshot_begin();
+	SoldOutTicket ticket;
+	bool		hinted = pg_commerce_sold_out_look(LOOKUP_COUPON_BUCKETS, coupon_id, &ticket);
+	Snapshot	snapshot = pg_commerce_snapshot_begin();	/* after the ticket */
 	KeyLookup	coupon;
 	int64		pair[2] = {coupon_id, user_id};
+	bool		empty = false;
 
 	memset(look, 0, sizeof(*look));
 	pg_commerce_lookup_begin(&coupon, LOOKUP_COUPON, snapshot, &coupon_id);
@@ -51,9 +57,12 @@ first_look(int64 user_id, int64 coupon_id, CouponFirstLook *look)
 	{
 		look->user_found = pg_commerce_row_exists(LOOKUP_USER, snapshot, &user_id);
 		look->already_issued = pg_commerce_row_exists(LOOKUP_ISSUED_COUPON, snapshot, pair);
-		look->available = pg_commerce_buckets_hold(LOOKUP_COUPON_BUCKETS, snapshot, coupon_id, 1);
+		look->available = !hinted &&
+			pg_commerce_buckets_hold(LOOKUP_COUPON_BUCKETS, snapshot, coupon_id, 1, &empty);
 	}
 	pg_commerce_snapshot_end(snapshot);
+	if (empty)
+		pg_commerce_sold_out_set(&ticket);
 }
 
 /* ON CONFLICT: the unique key is the last guard behind the advisory lock. */

@@ -228,24 +228,39 @@ pg_commerce_row_exists(LookupTable which, Snapshot snapshot, const int64 *keys)
 }
 
 /*
- * Whether id's buckets hold at least `needed` units under the snapshot.  It
- * stops at the first buckets that add up to enough, so on a quantity that is
- * far from sold out it reads one row instead of all of them.
+ * Whether id's buckets hold at least `needed` (> 0) units under the
+ * snapshot.  It stops at the first buckets that add up to enough, so on a
+ * quantity that is far from sold out it reads one row instead of all of
+ * them.  *empty: the id has buckets and all of them hold 0 (what may set a
+ * sold-out hint).
  */
 bool
-pg_commerce_buckets_hold(LookupTable which, Snapshot snapshot, int64 id, int64 needed)
+pg_commerce_buckets_hold(LookupTable which, Snapshot snapshot, int64 id, int64 needed,
+						 bool *empty)
 {
 	KeyLookup	lookup;
 	int64		sum = 0;
+	int			rows = 0;
 
 	Assert(which == LOOKUP_STOCK_BUCKETS || which == LOOKUP_COUPON_BUCKETS);
+	Assert(needed > 0);
 	pg_commerce_lookup_begin(&lookup, which, snapshot, &id);
 	while (sum < needed && pg_commerce_lookup_next(&lookup))
 	{
 		bool		isnull;
 
 		sum += DatumGetInt32(pg_commerce_lookup_value(&lookup, "quantity", &isnull));
+		rows++;
 	}
 	pg_commerce_lookup_end(&lookup);
+	/* sum < needed: the loop read every row */
+	*empty = rows > 0 && sum == 0;
 	return sum >= needed;
+}
+
+/* The OID of a lookup's table (the key of its sold-out hints). */
+Oid
+pg_commerce_lookup_relid(LookupTable which)
+{
+	return lookup_cache_get(which)->heap;
 }

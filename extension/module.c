@@ -243,6 +243,7 @@ _PG_init(void)
 							&popular_max_age_s,
 							300, 1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	pg_commerce_sold_out_hint_init();
 	MarkGUCPrefixReserved("pg_commerce");
 }
 

@@ -272,7 +272,8 @@ debit_wallet_locked(int64 user_id, int64 paid, bool has_coupon, int64 coupon_id,
  * total.  A line asking for more than the committed stock is refused here,
  * before any lock: uncommitted orders can only lower that stock, so this is
  * never a false "out of stock", and the rest of a sold-out sale costs a few
- * index probes each.
+ * index probes each (one, the product's, once its stock is hinted sold out:
+ * the hints were looked before the snapshot, see place_order).
  */
 static int64
 price_lines(OrderItems *items, Snapshot snapshot)
@@ -285,6 +286,7 @@ price_lines(OrderItems *items, Snapshot snapshot)
 		KeyLookup	product;
 		bool		found;
 		bool		isnull;
+		bool		empty;
 		int64		amount;
 
 		pg_commerce_lookup_begin(&product, LOOKUP_PRODUCT, snapshot, &line->product_id);
@@ -294,9 +296,15 @@ price_lines(OrderItems *items, Snapshot snapshot)
 		pg_commerce_lookup_end(&product);
 		if (!found)
 			pg_commerce_not_found("product", line->product_id);
-		if (!pg_commerce_buckets_hold(LOOKUP_STOCK_BUCKETS, snapshot, line->product_id,
-									  line->quantity))
+		if (line->hinted_sold_out)
 			out_of_stock_error(line);
+		if (!pg_commerce_buckets_hold(LOOKUP_STOCK_BUCKETS, snapshot, line->product_id,
+									  line->quantity, &empty))
+		{
+			if (empty)
+				pg_commerce_sold_out_set(&line->ticket);
+			out_of_stock_error(line);
+		}
 		if (pg_mul_s64_overflow(line->unit_price, line->quantity, &amount) ||
 			pg_add_s64_overflow(total, amount, &total))
 			/* no wallet can hold it: every balance is at most pg_commerce.max_balance */
@@ -468,7 +476,11 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 		}
 	}
 
-	snapshot = pg_commerce_snapshot_begin();
+	for (int i = 0; i < items->count; i++)
+		items->lines[i].hinted_sold_out =
+			pg_commerce_sold_out_look(LOOKUP_STOCK_BUCKETS, items->lines[i].product_id,
+									  &items->lines[i].ticket);
+	snapshot = pg_commerce_snapshot_begin();	/* after the tickets */
 	amounts.total = price_lines(items, snapshot);
 	if (!pg_commerce_row_exists(LOOKUP_USER, snapshot, &user_id))
 		pg_commerce_not_found("user", user_id);

@@ -17,6 +17,8 @@ typedef struct OrderLine
 	int32		quantity;
 	int64		unit_price;		/* filled in by place_order */
 	int32		bucket;			/* the stock bucket taken from first */
+	bool		hinted_sold_out;	/* sold_out_hint.c, looked before the first snapshot */
+	SoldOutTicket ticket;
 } OrderLine;
 
 typedef struct OrderItems

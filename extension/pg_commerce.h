@@ -124,6 +124,28 @@ extern Datum pg_commerce_lookup_value(KeyLookup *lookup, const char *column, boo
 extern void pg_commerce_lookup_end(KeyLookup *lookup);
 extern bool pg_commerce_row_exists(LookupTable which, Snapshot snapshot, const int64 *keys);
 extern bool pg_commerce_buckets_hold(LookupTable which, Snapshot snapshot, int64 id,
-									int64 needed);
+									int64 needed, bool *empty);
+extern Oid	pg_commerce_lookup_relid(LookupTable which);
+
+/*
+ * Sold-out hints (sold_out_hint.c): a shared note that a product's stock or
+ * a coupon's quantity was seen sold out, so refusing it reads no bucket.
+ * Look (which fills a ticket) before taking the snapshot whose reading may
+ * set the hint; set only from a committed sum of 0 (with at least one bucket)
+ * read by that snapshot.
+ */
+typedef struct SoldOutTicket
+{
+	int			slot;			/* -1: hints are off */
+	bool		settable;
+	uint64		generation;
+	Oid			key_relid;
+	int64		id;
+} SoldOutTicket;
+
+extern int	pg_commerce_sold_out_hint_slots;
+extern void pg_commerce_sold_out_hint_init(void);
+extern bool pg_commerce_sold_out_look(LookupTable buckets, int64 id, SoldOutTicket *ticket);
+extern void pg_commerce_sold_out_set(const SoldOutTicket *ticket);
 
 #endif							/* PG_COMMERCE_H */

@@ -33,6 +33,10 @@ CREATE FUNCTION pg_temp.schema_fingerprint() RETURNS SETOF text LANGUAGE sql AS 
 	SELECT format('type %s %s acl=%s', t.typname, t.typtype, t.typacl)
 	FROM pg_type t WHERE t.typnamespace = 'commerce'::regnamespace
 	UNION ALL
+	SELECT format('trigger %s enabled=%s', pg_get_triggerdef(t.oid), t.tgenabled)
+	FROM pg_trigger t WHERE NOT t.tgisinternal
+	  AND t.tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'commerce'::regnamespace)
+	UNION ALL
 	-- what pg_dump dumps with its data
 	SELECT format('dumped %s', c.relname)
 	FROM pg_extension e, unnest(e.extconfig) AS t(oid) JOIN pg_class c ON c.oid = t.oid
