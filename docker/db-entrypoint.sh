@@ -36,8 +36,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	cat >>"$PGDATA/postgresql.conf" <<CONF
 listen_addresses = '*'
 unix_socket_directories = '/run/postgresql'
-# per-statement figures for the load tests' reports
-shared_preload_libraries = 'pg_stat_statements'
+# per-statement figures for the load tests' reports; pg_commerce's sold-out
+# hints (docs/design.md) need it preloaded
+shared_preload_libraries = 'pg_stat_statements,pg_commerce'
 CONF
 	as_postgres "$bin/pg_ctl" -D "$PGDATA" -o "-c listen_addresses='' -p $PGPORT" -w -l /tmp/init.log start >/dev/null
 	for f in /docker-entrypoint-initdb.d/*; do

@@ -202,10 +202,16 @@ hint_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-/* Called from _PG_init while shared_preload_libraries is being processed. */
+/*
+ * Called from _PG_init.  Only a preloaded library may define the setting
+ * (PGC_POSTMASTER: the table's size is fixed at start) and create the
+ * table; loaded later, the module keeps no hints.
+ */
 void
 pg_commerce_sold_out_hint_init(void)
 {
+	if (!process_shared_preload_libraries_in_progress)
+		return;
 	DefineCustomIntVariable("pg_commerce.sold_out_hints",
 							"Number of slots of the shared sold-out hint table (0 turns hints off).",
 							"Each slot remembers one sold-out product or coupon, so refusing it "
@@ -214,7 +220,7 @@ pg_commerce_sold_out_hint_init(void)
 							&pg_commerce_sold_out_hint_slots,
 							8192, 0, 1048576,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	if (!process_shared_preload_libraries_in_progress || pg_commerce_sold_out_hint_slots == 0)
+	if (pg_commerce_sold_out_hint_slots == 0)
 		return;
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = hint_shmem_request;

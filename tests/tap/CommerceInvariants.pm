@@ -1,9 +1,12 @@
 # Shared set-up and checks of the pg_commerce TAP tests.
 #
-#   commerce_node($name, $port)   a started node with pg_commerce, the
+#   commerce_node($name, $port [, preload => 0])
+#                                 a started node with pg_commerce, the
 #                                 bookkeeping of tests/invariant_input.sql and
 #                                 the fixture schema `tap` (fixture.sql) in
-#                                 database postgres
+#                                 database postgres; pg_commerce is in
+#                                 shared_preload_libraries (sold-out hints)
+#                                 unless preload => 0
 #   check_invariants($node)       one ok() per invariant of docs/design.md
 #                                 (tests/invariants.sql, shared with the load
 #                                 tests), with the offenders as diag
@@ -27,9 +30,11 @@ my $tests = "$here/..";
 
 sub commerce_node
 {
-	my ($name, $port) = @_;
+	my ($name, $port, %options) = @_;
+	my $preload = $options{preload} // 1;
 	my $node = PostgreSQL::Test::Cluster->new($name, port => $port);
 	$node->init;
+	$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_commerce'") if $preload;
 	# durability is not what these tests are about; concurrency is
 	$node->append_conf('postgresql.conf', <<CONF);
 max_connections = 100

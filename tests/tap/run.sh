@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Perl TAP suite (PostgreSQL::Test::Cluster + pgbench): each test starts its
-# own throw-away node (Unix socket, ports 5461-5463), floods the API at 64
+# own throw-away node (Unix socket, ports 5461-5464, 5467), floods the API at 64
 # clients and then checks every invariant of [docs/design.md](docs/design.md#invariants) (invariants.sql).
 #
 #   tests/tap/run.sh [prove options] [test files]
