@@ -136,6 +136,7 @@ postgresql:
     rewind: {username: postgres, password: unused-trusted}
   parameters:
     unix_socket_directories: '$dir/sock'
+    shared_preload_libraries: pg_commerce   # sold-out hints (docs/design.md); a standby keeps none
     shared_buffers: 256MB
     log_min_messages: warning
   pg_hba:
