@@ -75,8 +75,12 @@ BEGIN
 END
 $$;
 
--- Floods: a refusal is an answer, not a failed transaction.  Both designs
--- go through the same kind of wrapper, so both pay for its subtransaction.
+-- The "wrapped" form of the cases (scripts/bench/wrapped_*.sql, run under
+-- pgbench): a refusal is an answer (false), not a failed transaction.  Both
+-- designs go through the same kind of wrapper, so both pay for its
+-- subtransaction.  The "bare" form calls the functions above directly
+-- (scripts/bench/{issue,naive_issue,take,naive_take,order_one}.sql), its
+-- refusals errors to the client, under scripts/bench/calls.c.
 CREATE FUNCTION bench.flood_issue(user_id bigint, coupon_id bigint)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
@@ -124,8 +128,9 @@ EXCEPTION WHEN SQLSTATE 'PC409' THEN
 END
 $$;
 
--- Wait events of the pgbench backends, sampled every 100 ms until no
--- pgbench backend is left (after a start-up grace of 5 s).  A procedure that
+-- Wait events of the pgbench backends (and calls', which connect as
+-- application_name pgbench), sampled every 100 ms until no pgbench backend
+-- is left (after a start-up grace of 5 s).  A procedure that
 -- commits each sample, so it holds back no snapshot during the run.
 CREATE TABLE bench.wait_samples (run text NOT NULL, wait text NOT NULL, backends integer NOT NULL);
 CREATE PROCEDURE bench.sample_waits(run text)

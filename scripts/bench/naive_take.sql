@@ -1,0 +1,1 @@
+SELECT bench.naive_take(:product);

@@ -1,0 +1,1 @@
+SELECT commerce.decrement_stock(:product, 1);
