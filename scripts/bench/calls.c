@@ -1,7 +1,8 @@
 /*
  * calls: an error-tolerant load driver for scripts/bench-sql.sh.
  *
- *   calls [-c CLIENTS] [-j THREADS] (-t TXS | -T SECONDS) [-e SQLSTATE,...] SQL
+ *   calls [-c CLIENTS] [-j THREADS] (-t TXS | -T SECONDS) [-e SQLSTATE,...]
+ *         [-w WARMUP_SQL]... SQL
  *
  * pgbench aborts a client at its first SQL error, so it cannot call a
  * function whose refusal is an error (commerce.issue_coupon's PC410 coupon
@@ -18,7 +19,11 @@
  * usual PG* environment variables (or -d CONNINFO) with application_name
  * pgbench, so that what samples pgbench's backends samples these too.  The
  * statement is prepared once per connection (PQprepare); each transaction is
- * one PQsendQueryPrepared in autocommit.  Each of the -j threads drives its
+ * one PQsendQueryPrepared in autocommit.  Each -w statement runs once on
+ * every connection before the clock starts (its answer, an error included,
+ * is not counted): a shop's pooled connections have run the API before a
+ * sale starts, so a backend's first-call work (planning its statements,
+ * loading its caches) is not what a flash sale measures.  Each of the -j threads drives its
  * share of the connections asynchronously: it keeps one statement in flight
  * on every one of them and waits for answers with poll().
  *
@@ -53,6 +58,7 @@
 #define MAX_CODES 64		/* distinct SQLSTATEs counted; more go to "other" */
 #define MAX_EXPECTED 16
 #define MAX_REPORTED 10		/* unexpected errors printed in full */
+#define MAX_WARMUPS 8
 
 typedef struct Outcome
 {
@@ -97,6 +103,8 @@ static long txs_per_client = -1;
 static long seconds = -1;
 static char expected[MAX_EXPECTED][6];
 static int	nexpected;
+static const char *warmups[MAX_WARMUPS];
+static int	nwarmups;
 
 static pthread_barrier_t connected;
 static atomic_bool setup_failed;
@@ -106,12 +114,13 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-			"usage: calls [-c CLIENTS] [-j THREADS] (-t TXS | -T SECONDS) [-e SQLSTATE,...] [-d CONNINFO] SQL\n"
+			"usage: calls [-c CLIENTS] [-j THREADS] (-t TXS | -T SECONDS) [-e SQLSTATE,...] [-w SQL]... [-d CONNINFO] SQL\n"
 			"  -c N         clients (one connection each; default 1)\n"
 			"  -j N         threads driving them (default 1)\n"
 			"  -t N         transactions per client\n"
 			"  -T N         run N seconds instead\n"
 			"  -e LIST      SQLSTATEs that are answers, not failures (e.g. PC410,PC409)\n"
+			"  -w SQL       run once on every connection before the clock starts (repeatable)\n"
 			"  -d CONNINFO  connection string (default: the PG* environment variables)\n"
 			"Each transaction runs SQL once (prepared, autocommit).\n");
 }
@@ -229,6 +238,18 @@ connect_client(Client *c)
 	{
 		fprintf(stderr, "calls: client %d: %s", c->id, PQerrorMessage(c->conn));
 		return false;
+	}
+	for (int i = 0; i < nwarmups; i++)
+	{
+		res = PQexec(c->conn, warmups[i]);
+		if (res == NULL || PQstatus(c->conn) != CONNECTION_OK)
+		{
+			fprintf(stderr, "calls: client %d: warm-up lost the connection: %s", c->id,
+					PQerrorMessage(c->conn));
+			PQclear(res);
+			return false;
+		}
+		PQclear(res);			/* a refusal warms up as well as a success */
 	}
 	res = PQprepare(c->conn, STATEMENT, sql, 0, NULL);
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -487,7 +508,7 @@ main(int argc, char **argv)
 	int			status = 0;
 	long		v;
 
-	while ((opt = getopt(argc, argv, "c:j:t:T:e:d:h")) != -1)
+	while ((opt = getopt(argc, argv, "c:j:t:T:e:w:d:h")) != -1)
 	{
 		switch (opt)
 		{
@@ -516,6 +537,14 @@ main(int argc, char **argv)
 							MAX_EXPECTED);
 					return 2;
 				}
+				break;
+			case 'w':
+				if (nwarmups == MAX_WARMUPS)
+				{
+					fprintf(stderr, "calls: at most %d -w statements\n", MAX_WARMUPS);
+					return 2;
+				}
+				warmups[nwarmups++] = optarg;
 				break;
 			case 'd':
 				conninfo = optarg;
