@@ -272,8 +272,8 @@ debit_wallet_locked(int64 user_id, int64 paid, bool has_coupon, int64 coupon_id,
  * total.  A line asking for more than the committed stock is refused here,
  * before any lock: uncommitted orders can only lower that stock, so this is
  * never a false "out of stock", and the rest of a sold-out sale costs a few
- * index probes each (one, the product's, once its stock is hinted sold out:
- * the hints were looked before the snapshot, see place_order).
+ * index probes each (none once its stock is hinted sold out: the hints were
+ * looked before the snapshot, see place_order).
  */
 static int64
 price_lines(OrderItems *items, Snapshot snapshot)
@@ -289,6 +289,13 @@ price_lines(OrderItems *items, Snapshot snapshot)
 		bool		empty;
 		int64		amount;
 
+		/*
+		 * A hinted product exists: its buckets do (deleting them clears the
+		 * hint) and they reference it.  So its refusal needs no probe, and
+		 * comes after the probes of the lines before it, as it would with one.
+		 */
+		if (line->hinted_sold_out)
+			out_of_stock_error(line);
 		pg_commerce_lookup_begin(&product, LOOKUP_PRODUCT, snapshot, &line->product_id);
 		found = pg_commerce_lookup_next(&product);
 		if (found)
@@ -296,8 +303,6 @@ price_lines(OrderItems *items, Snapshot snapshot)
 		pg_commerce_lookup_end(&product);
 		if (!found)
 			pg_commerce_not_found("product", line->product_id);
-		if (line->hinted_sold_out)
-			out_of_stock_error(line);
 		if (!pg_commerce_buckets_hold(LOOKUP_STOCK_BUCKETS, snapshot, line->product_id,
 									  line->quantity, &empty))
 		{
@@ -445,7 +450,6 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 	char		nulls[12];
 
 	pg_commerce_require_read_committed("place_order");
-	InitMaterializedSRF(fcinfo, 0);
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		commerce_error(COMMERCE_INVALID_ARGUMENT, errmsg("user_id and items must not be null"));
@@ -461,13 +465,26 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 						   errmsg("idempotency_key must be 1 to %d characters", COMMERCE_MAX_IDEMPOTENCY_KEY));
 	}
 	items = pg_commerce_parse_items(PG_GETARG_JSONB_P(1));
-	fingerprint = pg_commerce_order_fingerprint(items, has_coupon, coupon_id);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	/* the sold-out hints, before any snapshot that may set one (price_lines) */
+	for (int i = 0; i < items->count; i++)
+		items->lines[i].hinted_sold_out =
+			pg_commerce_sold_out_look(LOOKUP_STOCK_BUCKETS, items->lines[i].product_id,
+									  &items->lines[i].ticket);
 
+	/*
+	 * A keyed request is first compared with the one that used its key, so
+	 * that a replay gets its order back even when the product has sold out
+	 * since.  Without a key, a request that cannot succeed is refused below
+	 * before the result set, the fingerprint and SPI are set up: that is most
+	 * calls of a sale.
+	 */
 	if (key != NULL)
 	{
+		InitMaterializedSRF(fcinfo, 0);
+		fingerprint = pg_commerce_order_fingerprint(items, has_coupon, coupon_id);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
 		pg_commerce_lock_user_key(user_id, key);
 		if (replay(fcinfo, user_id, key, fingerprint))
 		{
@@ -476,10 +493,6 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 		}
 	}
 
-	for (int i = 0; i < items->count; i++)
-		items->lines[i].hinted_sold_out =
-			pg_commerce_sold_out_look(LOOKUP_STOCK_BUCKETS, items->lines[i].product_id,
-									  &items->lines[i].ticket);
 	snapshot = pg_commerce_snapshot_begin();	/* after the tickets */
 	amounts.total = price_lines(items, snapshot);
 	if (!pg_commerce_row_exists(LOOKUP_USER, snapshot, &user_id))
@@ -488,6 +501,14 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 		coupon_discount(snapshot, user_id, coupon_id, amounts.total, &issued_id, &coupon_seen_used) : 0;
 	pg_commerce_snapshot_end(snapshot);
 	amounts.paid = amounts.total - amounts.discount;
+
+	if (key == NULL)
+	{
+		InitMaterializedSRF(fcinfo, 0);
+		fingerprint = pg_commerce_order_fingerprint(items, has_coupon, coupon_id);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+	}
 
 	balance_after = debit_wallet_locked(user_id, amounts.paid, has_coupon, coupon_id,
 										coupon_seen_used);

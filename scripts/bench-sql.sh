@@ -47,6 +47,10 @@
 #   reject[-wrapped]     refusals for BENCH_SECONDS on the coupon the last
 #                        flood run sold out, 50 clients: the refusal path
 #                        alone                         vs naive-reject[-wrapped]
+#   floor[-wrapped]      the cheapest refusal there can be: SELECT 1 / 0
+#                        (22012), bare or caught in a PL/pgSQL block, with
+#                        the same nextval, 50 clients: no design refuses
+#                        faster than this here
 #   hot[-wrapped]        5,000 single units for stock 100 (16 buckets),
 #                        50 clients, decrement_stock, BENCH_REPEAT runs
 #                                                         vs naive-hot[-wrapped]
@@ -145,6 +149,7 @@ cases=()
 # from the coupon its flood case sold out, so it brings that case along)
 selected() {
 	[ -z "${BENCH_CASES:-}" ] && return 0
+	[[ $1 == floor* && " $BENCH_CASES " == *" reject"* ]] && return 0	# reject brings its floor
 	[[ $1 == *.* ]] && return 0		# one run of a repeated case, selected as a whole
 	[[ " $BENCH_CASES " == *" $1 "* ]] && return 0
 	[[ $1 == *flood* && " $BENCH_CASES " == *" ${1/flood/reject} "* ]]
@@ -301,6 +306,8 @@ repeated  naive-flood-wrapped  new_naive_coupon left_by_naive_flood "1000 counte
 # sold out, by users 1..100000 (none of whom holds it)
 reject_user="1 + nextval('bench.uid') % 100000"
 reject_sql() { statement "$1" coupon="$2" | sed "s/nextval('bench.uid')/$reject_user/"; }
+run_calls floor                1 22012 "$(statement $b/floor.sql)" -c 50 -T "$secs"
+run_calls floor-wrapped        1 -     "$(statement $b/wrapped_floor.sql)" -c 50 -T "$secs"
 run_calls reject               1 PC410 "$(reject_sql $b/issue.sql "${last_fixture[flood]:-}")" -c 50 -T "$secs" "${warm_issue[@]}"
 run_calls reject-wrapped       1 -     "$(reject_sql $b/wrapped_issue.sql "${last_fixture[flood-wrapped]:-}")" -c 50 -T "$secs" "${warm_issue_wrapped[@]}"
 run_calls naive-reject         1 PC410 "$(reject_sql $b/naive_issue.sql "${last_fixture[naive-flood]:-}")" -c 50 -T "$secs" "${warm_naive_issue[@]}"
@@ -334,6 +341,8 @@ refusals() {
 }
 refusals reject
 refusals naive-reject
+ran floor && check "floor: every call refused" "${outcomes[floor]}" "success=0 22012=${processed[floor]}"
+ran floor-wrapped && check "floor-wrapped: answered, failed" "${failed[floor-wrapped]}" 0
 ran reject-wrapped && check "reject-wrapped: answered, failed" "${failed[reject-wrapped]}" 0
 ran naive-reject-wrapped && check "naive-reject-wrapped: answered, failed" "${failed[naive-reject-wrapped]}" 0
 ran reject && check "reject: the flood coupon still has 1000 holders" "$(issued "${last_fixture[flood]}")" 1000
@@ -379,6 +388,16 @@ done
 for form in bare wrapped; do
 	w=; [ $form = bare ] || w=-wrapped
 	bar "sold-out refusals: issue_coupon / naive, 50 clients" $form reject$w naive-reject$w 1.5
+done
+# the headroom: how close each design's refusal comes to the floor
+# (floor / naive-reject is the most any design's refusal could gain here)
+for form in bare wrapped; do
+	w=; [ $form = bare ] || w=-wrapped
+	if ran reject$w naive-reject$w floor$w; then
+		printf '   %-56s %-7s %6sx  (no bar: the floor; naive %sx of it, reject %sx)\n' \
+			"refusal floor (SELECT 1/0) / naive-reject" $form "$(ratio "${tps[floor$w]}" "${tps[naive-reject$w]}")" \
+			"$(ratio "${tps[naive-reject$w]}" "${tps[floor$w]}")" "$(ratio "${tps[reject$w]}" "${tps[floor$w]}")"
+	fi
 done
 for form in bare wrapped; do
 	w=; [ $form = bare ] || w=-wrapped

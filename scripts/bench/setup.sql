@@ -128,6 +128,19 @@ EXCEPTION WHEN SQLSTATE 'PC409' THEN
 END
 $$;
 
+-- The floor of a refusal: the cheapest call that answers with an error
+-- (bare) or catches one (wrapped), with the same nextval as the cases.  No
+-- design's refusal can be answered faster on this machine.
+CREATE FUNCTION bench.floor_wrapped(user_id bigint)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM 1 / (user_id * 0);
+	RETURN true;
+EXCEPTION WHEN division_by_zero THEN
+	RETURN false;
+END
+$$;
+
 -- Wait events of the pgbench backends (and calls', which connect as
 -- application_name pgbench), sampled every 100 ms until no pgbench backend
 -- is left (after a start-up grace of 5 s).  A procedure that

@@ -1,0 +1,1 @@
+SELECT bench.floor_wrapped(nextval('bench.uid'));
