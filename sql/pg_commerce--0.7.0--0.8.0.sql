@@ -72,15 +72,17 @@ ALTER TABLE commerce.coupon_buckets ENABLE ALWAYS TRIGGER coupon_buckets_give_ba
 ------------------------------------------------------------------------------
 
 -- kind 'stock' (id = product) or 'coupon' (id = coupon)
+-- STABLE like PostgreSQL's own views of shared state (pg_stat_get_activity):
+-- one statement reads them once
 CREATE FUNCTION commerce.sold_out_hints()
 RETURNS TABLE (kind text, id bigint)
 AS 'MODULE_PATHNAME', 'pg_commerce_sold_out_hints'
-LANGUAGE C VOLATILE STRICT;
+LANGUAGE C STABLE STRICT;
 
 CREATE FUNCTION commerce.sold_out_hints_active()
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'pg_commerce_sold_out_hints_active'
-LANGUAGE C VOLATILE STRICT;
+LANGUAGE C STABLE STRICT;
 
 -- returns how many hints of this database it cleared
 CREATE FUNCTION commerce.forget_sold_out_hints()

@@ -7,7 +7,7 @@
 
 BEGIN;
 SET LOCAL search_path = public;
-SELECT plan(100);
+SELECT plan(102);
 
 -- Every function a role may execute, with the roles that may: the customer
 -- API (the customers' calls), operators (catalog, stock, coupons,
@@ -44,6 +44,8 @@ INSERT INTO api_functions VALUES
 	('commerce.release_events(bigint[])', true, '{commerce_relay}'),
 	('commerce.extend_events(bigint[],interval)', true, '{commerce_relay}'),
 	('commerce.outbox_lag()', false, '{commerce_relay,commerce_operator}'),
+	('commerce.sold_out_hints()', false, '{commerce_operator}'),
+	('commerce.sold_out_hints_active()', false, '{commerce_operator}'),
 	('commerce.housekeeping()', true, '{commerce_operator}'),
 	('commerce.refresh_popular()', true, '{commerce_operator}'),
 	('commerce.run_housekeeping(integer)', false, '{commerce_operator}');
@@ -170,7 +172,10 @@ SELECT is_empty($$
 $$, 'no function that writes is declared STABLE or IMMUTABLE');
 
 -- commerce.raise and commerce.require_read_committed only raise and
--- commerce.lock_idempotency_key only locks; stock_put_back (cancel_order's helper) writes
+-- commerce.lock_idempotency_key only locks; sold_out_hint_give_back (a
+-- trigger, run by the writer's statement) and forget_sold_out_hints
+-- (superuser only) change nothing but the shared sold-out hints;
+-- stock_put_back (cancel_order's helper) writes
 -- and, although only its owner may execute it, is SECURITY DEFINER too;
 -- run_housekeeping COMMITs, which a SECURITY DEFINER procedure may not, and
 -- only calls housekeeping(), which is one.
@@ -180,6 +185,8 @@ SELECT is_empty($$
 	  AND p.oid NOT IN ('commerce.raise(text,text,text,text)'::regprocedure,
 	                    'commerce.require_read_committed(text)'::regprocedure,
 	                    'commerce.lock_idempotency_key(bigint,text)'::regprocedure,
+	                    'commerce.sold_out_hint_give_back()'::regprocedure,
+	                    'commerce.forget_sold_out_hints()'::regprocedure,
 	                    'commerce.run_housekeeping(integer)'::regprocedure)
 $$, 'every volatile function of commerce (all of them write, except those that raise, lock or only call) is SECURITY DEFINER');
 
