@@ -19,6 +19,11 @@
 #                                      as a standby (pg_rewind when needed)
 #   scripts/ha.sh wait-sync DIR        wait until a synchronous standby streams
 #   scripts/ha.sh switchover DIR       planned switchover to the standby
+#   scripts/ha.sh maintenance DIR on|off  Patroni's maintenance mode (patronictl
+#                                      pause / resume, waiting for both nodes):
+#                                      no failover, and Patroni leaves a paused
+#                                      replay paused (PG 14+ replicas otherwise
+#                                      resume it at their next loop)
 #
 # Ports from BASE_PORT (default 5460, kept in DIR/base_port): PostgreSQL on
 # BASE and BASE+1, Patroni's REST API on BASE+3000 and +3001, etcd's client
@@ -35,7 +40,7 @@ for v in $(compgen -e); do
 done
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,27p' "$0"; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,32p' "$0"; exit 2; }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
@@ -245,10 +250,17 @@ start-node)
 wait-sync)
 	wait_for "a synchronous standby" 120 sync_streams
 	;;
+maintenance)
+	case ${3:?on or off} in
+	on) patronictl -c "$dir/node1.yml" pause --wait ;;
+	off) patronictl -c "$dir/node1.yml" resume --wait ;;
+	*) echo "ha: maintenance on or off" >&2; exit 2 ;;
+	esac
+	;;
 switchover)
 	n=$(leader)
 	patronictl -c "$dir/node1.yml" switchover --leader "node$n" --candidate "node$((3 - n))" --force
 	;;
 *)
-	sed -n '2,27p' "$0"; exit 2 ;;
+	sed -n '2,32p' "$0"; exit 2 ;;
 esac

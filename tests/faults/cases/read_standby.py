@@ -75,6 +75,9 @@ def phases(fixture, standby, leader):
                    and reads(after, "primary") == reads(before, "primary"),
                    f"{reads(after, 'standby') - reads(before, 'standby'):.0f} of 20 to the standby"))
 
+    # Patroni resumes a paused replay on a PG 14+ replica at its next loop
+    # (up to loop_wait, 2 s, later): in maintenance mode it leaves it paused
+    system.ha("maintenance", "on")
     node_value(standby, "SELECT pg_wal_replay_pause()")
     paused_at = time.monotonic()
     try:
@@ -100,6 +103,7 @@ def phases(fixture, standby, leader):
         figures["seconds_to_leave_the_standby"] = round(time.monotonic() - paused_at, 2)
     finally:
         node_value(standby, "SELECT pg_wal_replay_resume()")
+        system.ha("maintenance", "off")
     back = wait_for(lambda: metrics().get("commerce_http_db_read_standby_in_use") == THREADS, 10)
     checks.append(("the standby is read from again once it has caught up", back is not None, f"after {back} s"))
     figures["seconds_back_on_the_standby"] = back
