@@ -424,6 +424,22 @@ replay(FunctionCallInfo fcinfo, int64 user_id, text *key, const char *fingerprin
 }
 
 /*
+ * What an order that may succeed needs before its first statement: the
+ * result set, the request's fingerprint (returned) and SPI.
+ */
+static char *
+begin_order(FunctionCallInfo fcinfo, const OrderItems *items, bool has_coupon, int64 coupon_id)
+{
+	char	   *fingerprint;
+
+	InitMaterializedSRF(fcinfo, 0);
+	fingerprint = pg_commerce_order_fingerprint(items, has_coupon, coupon_id);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	return fingerprint;
+}
+
+/*
  * commerce.place_order(user_id bigint, items jsonb, coupon_id bigint DEFAULT NULL,
  *                      idempotency_key text DEFAULT NULL)
  *   RETURNS TABLE (order_id bigint, status text, total_amount bigint,
@@ -481,10 +497,7 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 	 */
 	if (key != NULL)
 	{
-		InitMaterializedSRF(fcinfo, 0);
-		fingerprint = pg_commerce_order_fingerprint(items, has_coupon, coupon_id);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
+		fingerprint = begin_order(fcinfo, items, has_coupon, coupon_id);
 		pg_commerce_lock_user_key(user_id, key);
 		if (replay(fcinfo, user_id, key, fingerprint))
 		{
@@ -503,12 +516,7 @@ pg_commerce_place_order(PG_FUNCTION_ARGS)
 	amounts.paid = amounts.total - amounts.discount;
 
 	if (key == NULL)
-	{
-		InitMaterializedSRF(fcinfo, 0);
-		fingerprint = pg_commerce_order_fingerprint(items, has_coupon, coupon_id);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-	}
+		fingerprint = begin_order(fcinfo, items, has_coupon, coupon_id);
 
 	balance_after = debit_wallet_locked(user_id, amounts.paid, has_coupon, coupon_id,
 										coupon_seen_used);

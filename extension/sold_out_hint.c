@@ -143,32 +143,42 @@ hint_shmem_startup(void)
 	nslots = pg_commerce_sold_out_hint_slots;
 }
 
+/*
+ * A giver's start in one slot: no hint from before it stands, no ticket from
+ * before it may set one, and (unless it is counted there already) no ticket
+ * until its end may either.
+ */
+static void
+count_giver(SoldOutSlot *slot, bool already_counted)
+{
+	SpinLockAcquire(&slot->mutex);
+	if (!already_counted)
+		slot->givers++;
+	slot->sold_out = false;
+	slot->generation++;
+	SpinLockRelease(&slot->mutex);
+}
+
+/* A giver's end in one slot, after its outcome became visible. */
+static void
+uncount_giver(SoldOutSlot *slot)
+{
+	SpinLockAcquire(&slot->mutex);
+	slot->givers--;
+	slot->generation++;
+	SpinLockRelease(&slot->mutex);
+}
+
 /* Releases this transaction's counts; see the file header. */
 static void
 uncount_givers(void)
 {
 	if (gave_everywhere)
-	{
 		for (int i = 0; i < nslots; i++)
-		{
-			SpinLockAcquire(&slots[i].mutex);
-			slots[i].givers--;
-			slots[i].generation++;
-			SpinLockRelease(&slots[i].mutex);
-		}
-	}
+			uncount_giver(&slots[i]);
 	else
-	{
 		for (int i = 0; i < ngiven; i++)
-		{
-			SoldOutSlot *slot = &slots[given[i]];
-
-			SpinLockAcquire(&slot->mutex);
-			slot->givers--;
-			slot->generation++;
-			SpinLockRelease(&slot->mutex);
-		}
-	}
+			uncount_giver(&slots[given[i]]);
 	ngiven = 0;
 	gave_everywhere = false;
 }
@@ -313,14 +323,7 @@ give_back_everywhere(void)
 	for (int j = 0; j < ngiven; j++)
 		counted[given[j]] = true;
 	for (int i = 0; i < nslots; i++)
-	{
-		SpinLockAcquire(&slots[i].mutex);
-		if (!counted[i])
-			slots[i].givers++;
-		slots[i].sold_out = false;
-		slots[i].generation++;
-		SpinLockRelease(&slots[i].mutex);
-	}
+		count_giver(&slots[i], counted[i]);
 	pfree(counted);
 	ngiven = 0;
 	gave_everywhere = true;
@@ -332,7 +335,6 @@ give_back(Oid relid, int64 id)
 {
 	SoldOutKey	key;
 	int			index;
-	SoldOutSlot *slot;
 
 	if (slots == NULL || gave_everywhere)
 		return;					/* off, or every slot is counted already */
@@ -347,12 +349,7 @@ give_back(Oid relid, int64 id)
 		give_back_everywhere();
 		return;
 	}
-	slot = &slots[index];
-	SpinLockAcquire(&slot->mutex);
-	slot->givers++;
-	slot->sold_out = false;
-	slot->generation++;
-	SpinLockRelease(&slot->mutex);
+	count_giver(&slots[index], false);
 	given[ngiven++] = index;
 }
 

@@ -424,18 +424,14 @@ bar() {
 	r=$(ratio "${tps[$3]}" "${tps[$4]}")
 	printf '   %-56s %-7s %6sx  bar >= %-5s %s\n' "$1" "$2" "$r" "$5x" "$(verdict "$r" "$5")"
 }
-for form in bare wrapped; do
-	w=; [ $form = bare ] || w=-wrapped
-	bar "issue_coupon / naive, ample quantity, 64 clients" $form issue$w naive-issue$w 3
-done
-for form in bare wrapped; do
-	w=; [ $form = bare ] || w=-wrapped
-	bar "10,000-user flood: speed-up over naive, 50 clients" $form flood$w naive-flood$w 2
-done
-for form in bare wrapped; do
-	w=; [ $form = bare ] || w=-wrapped
-	bar "sold-out refusals: issue_coupon / naive, 50 clients" $form reject$w naive-reject$w 1.5
-done
+# bars LABEL CASE BASE MIN: the bar for the bare and the wrapped form
+bars() {
+	bar "$1" bare "$2" "$3" "$4"
+	bar "$1" wrapped "$2-wrapped" "$3-wrapped" "$4"
+}
+bars "issue_coupon / naive, ample quantity, 64 clients" issue naive-issue 3
+bars "10,000-user flood: speed-up over naive, 50 clients" flood naive-flood 2
+bars "sold-out refusals: issue_coupon / naive, 50 clients" reject naive-reject 1.5
 # the headroom: how close each design's refusal comes to the floor
 # (floor / naive-reject is the most any design's refusal could gain here)
 for form in bare wrapped; do
@@ -446,14 +442,8 @@ for form in bare wrapped; do
 			"$(ratio "${tps[naive-reject$w]}" "${tps[floor$w]}")" "$(ratio "${tps[reject$w]}" "${tps[floor$w]}")"
 	fi
 done
-for form in bare wrapped; do
-	w=; [ $form = bare ] || w=-wrapped
-	bar "hot stock 5,000/100: decrement_stock / naive" $form hot$w naive-hot$w 1.2
-done
-for form in bare wrapped; do
-	w=; [ $form = bare ] || w=-wrapped
-	bar "hot stock 5,000/100: place_order / naive take" $form hot-order$w naive-hot$w 1.2
-done
+bars "hot stock 5,000/100: decrement_stock / naive" hot naive-hot 1.2
+bars "hot stock 5,000/100: place_order / naive take" hot-order naive-hot 1.2
 if ran order insert1; then
 	r=$(ratio "${tps[order]}" "${tps[insert1]}")
 	printf '   %-64s %6s%%  bar >= 40%%   %s\n' "place_order / one-row INSERT commit, 64 clients" \
